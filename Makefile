@@ -1,0 +1,47 @@
+# The two commands of the README:
+#   make run   - install into .venv, start the API on SQLite, run the demo pipelines,
+#                print where to look; the server keeps running until Ctrl-C.
+#   make test  - install what the tests need (incl. Debian chromium), check PostgreSQL,
+#                then lint, type-check and run the whole test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PYTEST_ARGS ?=
+
+.PHONY: run test install install-dev services lint typecheck pytest bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+install: $(PY)
+	$(PY) -m pip install --quiet -e ".[sdk,api]"
+
+install-dev: $(PY)
+	$(PY) -m pip install --quiet -e ".[all]"
+
+run: install
+	$(BIN)/xray demo
+
+services:
+	bash scripts/test-services.sh
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+pytest: install-dev services
+	bash scripts/pytest.sh $(PYTEST_ARGS)
+
+test: install-dev services lint typecheck pytest
+
+bench: $(PY)
+	$(PY) -m pip install --quiet -e ".[sdk,api,bench]"
+	$(PY) bench/sdk_overhead.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts .xray-demo

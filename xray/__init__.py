@@ -1,0 +1,52 @@
+"""X-Ray: see why a multi-step, non-deterministic decision pipeline produced its output.
+
+The SDK's public names are re-exported here lazily, so that importing ``xray.shared`` or
+``xray.api`` (the server) never loads the SDK (DESIGN §2).
+
+Example:
+    >>> from xray import XRayClient, step, current_step
+    >>> @step(type="filter")
+    ... def keep_cheap(items):
+    ...     return [i for i in items if i["price"] < 10]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_SDK_NAMES = (
+    "Run",
+    "Step",
+    "XRayClient",
+    "current_run",
+    "current_step",
+    "get_client",
+    "step",
+)
+
+__all__ = sorted([*_SDK_NAMES, "__version__"])
+
+if TYPE_CHECKING:
+    from xray.sdk import (
+        Run,
+        Step,
+        XRayClient,
+        current_run,
+        current_step,
+        get_client,
+        step,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SDK_NAMES:
+        import xray.sdk
+
+        return getattr(xray.sdk, name)
+    raise AttributeError(f"module 'xray' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_SDK_NAMES])
