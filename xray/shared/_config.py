@@ -70,6 +70,8 @@ ENV_OVERRIDES: dict[str, tuple[Section, str, str]] = {
     "XRAY_API_KEYS": ("api", "api_keys", "csv"),
     "XRAY_HOST": ("api", "host", "str"),
     "XRAY_PORT": ("api", "port", "str"),
+    "XRAY_RUN_MIGRATIONS": ("api", "run_migrations", "str"),
+    "XRAY_DEBUG": ("api", "debug", "str"),
     "XRAY_BASE_URL": ("sdk", "base_url", "str"),
     "XRAY_API_KEY": ("sdk", "api_key", "str"),
     "XRAY_ENABLED": ("sdk", "enabled", "str"),
