@@ -44,7 +44,11 @@ def api_server(
 ) -> Iterator[RunningServer]:
     """Start ``python -m xray.api`` on a free loopback port; yield once /readyz answers."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XRAY_") or k.startswith("XRAY_TEST_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("XRAY_") or k.startswith("XRAY_TEST_")
+    }
     env.pop("DATABASE_URL", None)
     env.update(
         {
@@ -79,7 +83,9 @@ def api_server(
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"API server not ready after {startup_timeout}s:\n{server.log()}")
+                raise RuntimeError(
+                    f"API server not ready after {startup_timeout}s:\n{server.log()}"
+                )
             time.sleep(0.1)
         yield server
     finally:

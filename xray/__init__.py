@@ -29,15 +29,13 @@ _SDK_NAMES = (
 __all__ = sorted([*_SDK_NAMES, "__version__"])
 
 if TYPE_CHECKING:
-    from xray.sdk import (
-        Run,
-        Step,
-        XRayClient,
-        current_run,
-        current_step,
-        get_client,
-        step,
-    )
+    from xray.sdk import Run as Run
+    from xray.sdk import Step as Step
+    from xray.sdk import XRayClient as XRayClient
+    from xray.sdk import current_run as current_run
+    from xray.sdk import current_step as current_step
+    from xray.sdk import get_client as get_client
+    from xray.sdk import step as step
 
 
 def __getattr__(name: str) -> Any:

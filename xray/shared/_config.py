@@ -188,7 +188,9 @@ class _RawConfig:
     file: Path | None
 
 
-def find_config_file(start: Path | str | None = None, *, env: Mapping[str, str] | None = None) -> Path | None:
+def find_config_file(
+    start: Path | str | None = None, *, env: Mapping[str, str] | None = None
+) -> Path | None:
     """Return the config file to use, or ``None`` when there is none.
 
     ``XRAY_CONFIG`` names a file explicitly (an error if it does not exist); otherwise the
@@ -265,7 +267,9 @@ def _read_file(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
     return interpolated
 
 
-def _load_raw(path: Path | str | None, start: Path | str | None, environ: Mapping[str, str]) -> _RawConfig:
+def _load_raw(
+    path: Path | str | None, start: Path | str | None, environ: Mapping[str, str]
+) -> _RawConfig:
     file = Path(path) if path is not None else find_config_file(start, env=environ)
     if file is None:
         return _RawConfig({}, None)
@@ -280,7 +284,9 @@ def _env_values(section: Section, environ: Mapping[str, str]) -> dict[str, Any]:
         if target != section or variable not in environ:
             continue
         raw = environ[variable]
-        values[key] = [part.strip() for part in raw.split(",") if part.strip()] if kind == "csv" else raw
+        values[key] = (
+            [part.strip() for part in raw.split(",") if part.strip()] if kind == "csv" else raw
+        )
     return values
 
 
@@ -291,7 +297,9 @@ def _validate(
     unknown = sorted(set(raw.data) - {"sdk", "api"})
     if unknown:
         raise ConfigError(
-            f"unknown top-level key {unknown[0]!r} (expected 'sdk' and/or 'api')", file=file, key=unknown[0]
+            f"unknown top-level key {unknown[0]!r} (expected 'sdk' and/or 'api')",
+            file=file,
+            key=unknown[0],
         )
     model: type[BaseModel] = SDKConfig if section == "sdk" else APIConfig
     merged: dict[str, Any] = dict(raw.data.get(section) or {})
