@@ -1,0 +1,374 @@
+// One run: header, input/output, the steps as a funnel drawn to scale, and one opened
+// step's params, reasoning, reason histogram, previews and (paginated) decisions.
+
+import {
+  api,
+  candidateLink,
+  clear,
+  codeBlock,
+  decisionBadge,
+  empty,
+  enc,
+  errorBox,
+  fmtDuration,
+  fmtInt,
+  fmtPct,
+  fmtRelative,
+  fmtTime,
+  h,
+  hashUrl,
+  kv,
+  loading,
+  pager,
+  preview,
+  shortId,
+  statusBadge,
+  typeChip,
+} from "./lib.js";
+
+export const DECISIONS = ["accepted", "rejected", "selected", "scored"];
+
+// A finished run never changes, so re-opening another step of the same run reuses it.
+let cachedRun = null;
+
+async function loadRun(id, signal) {
+  if (cachedRun && cachedRun.id === id && cachedRun.data.status !== "running") return cachedRun.data;
+  const data = await api(`/runs/${enc(id)}`, null, signal);
+  cachedRun = { id, data };
+  return data;
+}
+
+/** Depth of every step in the parent_id tree (a missing parent counts as the root). */
+export function stepDepths(steps) {
+  const byId = new Map(steps.map((s) => [s.id, s]));
+  const depth = new Map();
+  const walk = (s, seen) => {
+    if (depth.has(s.id)) return depth.get(s.id);
+    const parent = s.parent_id && byId.get(s.parent_id);
+    const d = parent && !seen.has(parent.id) ? walk(parent, seen.add(s.id)) + 1 : 0;
+    depth.set(s.id, d);
+    return d;
+  };
+  steps.forEach((s) => walk(s, new Set()));
+  return depth;
+}
+
+export async function renderRun(ctx) {
+  const { root, params, signal, arg: runId } = ctx;
+  const run = await loadRun(runId, signal);
+  if (!ctx.isCurrent()) return;
+  document.title = `${run.pipeline} ${shortId(run.id)} · X-Ray`;
+  const openStepId = params.get("step");
+  const openStep = run.steps.find((s) => s.id === openStepId) || null;
+
+  const page = h(
+    "div",
+    { class: "run-page" },
+    runHeader(run),
+    run.error ? errorPanel(run.error, "This run failed") : null,
+    h(
+      "section",
+      { class: "card" },
+      h("div", { class: "section-head" }, h("h2", { text: "Steps" }), h("span", { class: "muted", text: "Candidates in → out per step, drawn to scale. Click a step to see why." })),
+      run.steps.length ? funnel(run, openStep) : empty("This run recorded no steps.", "Steps appear when the pipeline's decorated functions finish."),
+    ),
+    h("div", { class: "two-col" }, ioCard("Run input", run.input), ioCard("Run output", run.output)),
+  );
+  clear(root).append(page);
+  if (openStep) {
+    const panel = document.getElementById(`step-panel-${openStep.id}`);
+    if (panel) await fillStepPanel(panel, run, openStep, params, ctx);
+  }
+  fillComparePicker(run, signal);
+}
+
+function runHeader(run) {
+  const meta = Object.entries(run.metadata || {});
+  return h(
+    "section",
+    { class: "page-head run-head" },
+    h("nav", { class: "crumbs" }, h("a", { href: "#/runs", text: "Runs" }), " / ", h("a", { href: hashUrl("/runs", { pipeline: run.pipeline }), text: run.pipeline }), " / ", h("span", { class: "mono", text: shortId(run.id) })),
+    h("div", { class: "title-row" }, h("h1", { text: run.pipeline }), statusBadge(run.status), h("span", { class: "spacer" }), h("div", { class: "compare-picker", id: "compare-picker" })),
+    kv([
+      ["Run", h("span", { class: "mono selectable", text: run.id })],
+      ["Started", h("span", { title: fmtRelative(run.started_at) }, fmtTime(run.started_at))],
+      ["Duration", fmtDuration(run.duration_ms)],
+      ["Steps", fmtInt(run.steps.length)],
+      meta.length
+        ? ["Metadata", h("span", { class: "chips" }, meta.map(([k, v]) => h("a", { class: "chip", href: hashUrl("/runs", { meta: `${k}=${typeof v === "string" ? v : JSON.stringify(v)}` }), title: "Runs with this metadata", text: `${k}=${preview(v, 40)}` })))]
+        : null,
+    ]),
+  );
+}
+
+async function fillComparePicker(run, signal) {
+  const box = document.getElementById("compare-picker");
+  if (!box) return;
+  try {
+    const page = await api("/runs", { pipeline: run.pipeline, limit: 25 }, signal);
+    const others = page.items.filter((r) => r.id !== run.id);
+    if (!others.length) return;
+    const sel = h(
+      "select",
+      { id: "compare-with", "aria-label": "Compare with run" },
+      others.map((r) => h("option", { value: r.id, text: `${fmtTime(r.started_at)} · ${r.status} · ${preview(r.output, 40)}` })),
+    );
+    box.append(
+      h("label", { for: "compare-with", class: "muted", text: "Compare with" }),
+      sel,
+      h("button", { class: "btn", type: "button", id: "compare-go", text: "Compare", on: { click: () => (location.hash = hashUrl("/compare", { a: run.id, b: sel.value })) } }),
+    );
+  } catch {
+    // The picker is a convenience; the compare page has its own form.
+  }
+}
+
+function ioCard(title, value) {
+  return h("section", { class: "card io" }, h("h2", { text: title }), value === null || value === undefined ? h("p", { class: "muted", text: "Not recorded." }) : codeBlock(value, "scroll"));
+}
+
+export function errorPanel(error, title) {
+  return h(
+    "section",
+    { class: "card error-panel", role: "alert" },
+    h("h2", { text: title }),
+    h("p", {}, h("strong", { class: "mono", text: error.type }), ": ", error.message || ""),
+    error.traceback ? h("details", {}, h("summary", { text: "Traceback" }), h("pre", { class: "code scroll", text: error.traceback })) : null,
+  );
+}
+
+function funnel(run, openStep) {
+  const depths = stepDepths(run.steps);
+  const scale = Math.max(1, ...run.steps.map((s) => Math.max(s.input_count || 0, s.output_count || 0)));
+  const list = h("ol", { class: "funnel", id: "funnel" });
+  list.append(
+    h(
+      "li",
+      { class: "funnel-head", "aria-hidden": "true" },
+      h("span", { text: "#" }),
+      h("span", { text: "Step" }),
+      h("span", { text: "Candidates (to scale)" }),
+      h("span", { class: "num", text: "In → out" }),
+      h("span", { class: "num", text: "Eliminated" }),
+      h("span", { class: "num", text: "Time" }),
+    ),
+  );
+  for (const step of run.steps) {
+    const isOpen = openStep && openStep.id === step.id;
+    const width = (n) => (n ? `max(2px, ${((100 * n) / scale).toFixed(3)}%)` : "0");
+    const row = h(
+      "a",
+      {
+        class: `funnel-row${step.status === "error" ? " is-error" : ""}${isOpen ? " is-open" : ""}`,
+        href: hashUrl(`/runs/${enc(run.id)}`, isOpen ? {} : { step: step.id }),
+        "aria-expanded": isOpen ? "true" : "false",
+        dataset: { stepName: step.name, stepId: step.id },
+      },
+      h("span", { class: "seq num", text: step.seq }),
+      h(
+        "span",
+        { class: "step-name", style: { "padding-left": `${depths.get(step.id) * 20}px` } },
+        depths.get(step.id) ? h("span", { class: "tree", text: "└ " }) : null,
+        h("span", { class: "strong", text: step.name }),
+        typeChip(step.type),
+        step.status === "error" ? statusBadge("error") : null,
+      ),
+      h(
+        "span",
+        { class: "bar", title: `${fmtInt(step.input_count)} in → ${fmtInt(step.output_count)} out` },
+        h("span", { class: "bar-in", style: { width: width(step.input_count) } }),
+        h("span", { class: "bar-out", style: { width: width(step.output_count) } }),
+      ),
+      h("span", { class: "num counts", text: `${fmtInt(step.input_count)} → ${fmtInt(step.output_count)}` }),
+      h("span", { class: `num elim ${elimClass(step.elimination_rate)}`, text: fmtElimination(step) }),
+      h("span", { class: "num muted", text: fmtDuration(step.duration_ms) }),
+    );
+    const item = h("li", { class: "funnel-item" }, row);
+    if (isOpen) item.append(h("div", { class: "step-panel", id: `step-panel-${step.id}` }, loading()));
+    list.append(item);
+  }
+  return list;
+}
+
+/** Elimination for display; a step that returns more than it got (retrieval) "grew". */
+export function fmtElimination(step) {
+  const rate = step.elimination_rate;
+  if (rate === null || rate === undefined) return "—";
+  if (rate < 0 && step.input_count) return `grew ×${fmtInt(Math.round((step.output_count / step.input_count) * 10) / 10)}`;
+  return fmtPct(rate);
+}
+
+export function elimClass(rate) {
+  if (rate === null || rate === undefined || rate < 0) return "";
+  if (rate >= 0.9) return "elim-high";
+  if (rate >= 0.5) return "elim-mid";
+  return "elim-low";
+}
+
+/** "30 of 5,000 decisions recorded (sampled)", honestly, for any detail level. */
+export function recordedText(step) {
+  const total = step.candidates_total;
+  const rec = step.candidates_recorded || 0;
+  if (rec === 0 && step.detail === "summary") {
+    return total !== null && total !== undefined
+      ? `No per-candidate decisions recorded (detail: summary). The counts and reasons above cover all ${fmtInt(total)} candidates.`
+      : "No per-candidate decisions recorded (detail: summary).";
+  }
+  if (total === null || total === undefined) return `${fmtInt(rec)} decisions recorded (${step.detail})`;
+  const note = rec < total ? `${step.detail}; ${fmtInt(total - rec)} not recorded` : step.detail;
+  return `${fmtInt(rec)} of ${fmtInt(total)} decisions recorded (${note})`;
+}
+
+async function fillStepPanel(panel, run, step, params, ctx) {
+  const stepUrl = (extra) => hashUrl(`/runs/${enc(run.id)}`, { step: step.id, ...extra });
+  const reasons = Object.entries(step.reason_counts || {}).sort((a, b) => b[1] - a[1]);
+  const paramEntries = Object.entries(step.params || {});
+  const head = h(
+    "div",
+    { class: "panel-summary" },
+    h("strong", { text: step.name }),
+    typeChip(step.type),
+    statusBadge(step.status),
+    h("span", { class: "muted", text: `${fmtInt(step.input_count)} in → ${fmtInt(step.output_count)} out · ${step.elimination_rate < 0 ? fmtElimination(step) : `${fmtPct(step.elimination_rate)} eliminated`} · ${fmtDuration(step.duration_ms)} · detail: ${step.detail}` }),
+    h("span", { class: "spacer" }),
+    h("a", { class: "btn btn-quiet", href: hashUrl("/steps", { type: step.type, name: step.name, pipeline: step.pipeline }), text: "Similar steps in other runs" }),
+  );
+  const paramsBlock = h(
+    "div",
+    { class: "panel-block" },
+    h("h3", { text: "Parameters" }),
+    paramEntries.length
+      ? h("table", { class: "params" }, h("tbody", {}, paramEntries.map(([k, v]) => h("tr", {}, h("th", { class: "mono", text: k }), h("td", { class: "mono", text: preview(v, 300) })))))
+      : h("p", { class: "muted", text: "No parameters recorded." }),
+  );
+  const reasoningBlock = h(
+    "div",
+    { class: "panel-block" },
+    h("h3", { text: "Reasoning" }),
+    step.reasoning ? h("p", { class: "reasoning", text: step.reasoning }) : h("p", { class: "muted", text: "No reasoning recorded." }),
+  );
+  const histo = h("div", { class: "panel-block" }, h("h3", { text: "Reasons" }));
+  if (reasons.length) {
+    const max = reasons[0][1] || 1;
+    const denom = step.input_count || reasons.reduce((a, [, n]) => a + n, 0) || 1;
+    histo.append(
+      h(
+        "table",
+        { class: "histogram", id: "reason-histogram" },
+        h(
+          "tbody",
+          {},
+          reasons.map(([reason, n]) =>
+            h(
+              "tr",
+              {},
+              h("th", {}, h("a", { href: stepUrl({ reason, decision: params.get("decision") }), class: "mono", title: "Show these decisions", text: reason })),
+              h("td", { class: "hbar" }, h("span", { style: { width: `${((100 * n) / max).toFixed(2)}%` } })),
+              h("td", { class: "num", text: fmtInt(n) }),
+              h("td", { class: "num muted", text: fmtPct(n / denom) }),
+            ),
+          ),
+        ),
+      ),
+    );
+  } else {
+    histo.append(h("p", { class: "muted", text: "No reasons recorded." }));
+  }
+  const io = h("div", { class: "two-col" }, h("div", { class: "panel-block" }, h("h3", { text: "Input preview" }), step.input == null ? h("p", { class: "muted", text: "Not recorded." }) : codeBlock(step.input, "scroll")), h("div", { class: "panel-block" }, h("h3", { text: "Output preview" }), step.output == null ? h("p", { class: "muted", text: "Not recorded." }) : codeBlock(step.output, "scroll")));
+  const decisionsBox = h("div", { class: "panel-block decisions", id: "decisions" });
+  clear(panel).append(...[head, step.error ? errorPanel(step.error, "This step failed") : null, h("div", { class: "two-col" }, paramsBlock, reasoningBlock), histo, io, decisionsBox].filter(Boolean));
+  await fillDecisions(decisionsBox, run, step, params, reasons, stepUrl, ctx);
+}
+
+async function fillDecisions(box, run, step, params, reasons, stepUrl, ctx) {
+  const decision = params.get("decision") || "";
+  const reason = params.get("reason") || "";
+  const cand = params.get("cand") || "";
+  const cursor = params.get("dcursor") || "";
+  box.append(h("div", { class: "section-head" }, h("h3", { text: "Decisions" }), h("span", { class: "recorded", id: "recorded-note", text: recordedText(step) })));
+  if (!step.candidates_recorded) return;
+  const decisionSel = h("select", { name: "decision", id: "d-decision", "aria-label": "Decision" }, [["", "All decisions"], ...DECISIONS.map((d) => [d, d])].map(([v, t]) => h("option", { value: v, selected: v === decision, text: t })));
+  const reasonOpts = reasons.map(([r]) => r);
+  if (reason && !reasonOpts.includes(reason)) reasonOpts.push(reason);
+  const reasonSel = h("select", { name: "reason", id: "d-reason", "aria-label": "Reason" }, [["", "All reasons"], ...reasonOpts.map((r) => [r, r])].map(([v, t]) => h("option", { value: v, selected: v === reason, text: t })));
+  const candInput = h("input", { name: "cand", id: "d-cand", type: "search", placeholder: "candidate key", value: cand });
+  const form = h(
+    "form",
+    {
+      class: "filters inline-filters",
+      id: "decision-filters",
+      on: {
+        submit: (e) => {
+          e.preventDefault();
+          location.hash = stepUrl({ decision: decisionSel.value, reason: reasonSel.value, cand: candInput.value.trim() });
+        },
+      },
+    },
+    decisionSel,
+    reasonSel,
+    candInput,
+    h("button", { class: "btn", type: "submit", text: "Filter" }),
+    decision || reason || cand ? h("a", { class: "btn btn-quiet", href: stepUrl({}), text: "Clear" }) : null,
+  );
+  // Submitting on change keeps the filters one click away without a separate button press.
+  decisionSel.addEventListener("change", () => form.requestSubmit());
+  reasonSel.addEventListener("change", () => form.requestSubmit());
+  box.append(form);
+  const tableBox = h("div", {}, loading("Loading decisions…"));
+  box.append(tableBox);
+  let page;
+  try {
+    page = await api(`/steps/${enc(step.id)}/decisions`, { decision, reason, candidate_key: cand, cursor, limit: 100 }, ctx.signal);
+  } catch (e) {
+    if (e && e.name === "AbortError") return;
+    clear(tableBox).append(errorBox(e));
+    return;
+  }
+  if (!ctx.isCurrent()) return;
+  clear(tableBox);
+  if (!page.items.length) {
+    tableBox.append(empty("No recorded decisions match these filters.", h("a", { href: stepUrl({}), text: "Show all decisions of this step" })));
+  } else {
+    tableBox.append(decisionsTable(page.items, run.id));
+  }
+  tableBox.append(
+    pager({
+      count: page.items.length,
+      nextCursor: page.next_cursor,
+      hasPrev: Boolean(cursor),
+      label: `${fmtInt(page.items.length)} decisions on this page`,
+      onFirst: () => (location.hash = stepUrl({ decision, reason, cand })),
+      onNext: () => (location.hash = stepUrl({ decision, reason, cand, dcursor: page.next_cursor })),
+    }),
+  );
+}
+
+export function attributesText(attrs) {
+  const entries = Object.entries(attrs || {});
+  return entries.map(([k, v]) => `${k}: ${preview(v, 40)}`).join(" · ");
+}
+
+function decisionsTable(items, runId) {
+  return h(
+    "table",
+    { class: "grid compact", id: "decisions-table" },
+    h("thead", {}, h("tr", {}, h("th", { text: "Candidate" }), h("th", { text: "Decision" }), h("th", { text: "Reason" }), h("th", { class: "num", text: "Score" }), h("th", { class: "num", text: "Rank" }), h("th", { text: "Attributes" }))),
+    h(
+      "tbody",
+      {},
+      items.map((d) =>
+        h(
+          "tr",
+          { dataset: { candidate: d.candidate_key, decision: d.decision } },
+          h("td", {}, candidateLink(d.candidate_key, runId)),
+          h("td", {}, decisionBadge(d.decision)),
+          h("td", { class: "mono", text: d.reason || "" }),
+          h("td", { class: "num", text: d.score === null || d.score === undefined ? "" : Number(d.score).toFixed(3) }),
+          h("td", { class: "num", text: d.rank ?? "" }),
+          h("td", { class: "attrs", title: attributesText(d.attributes), text: attributesText(d.attributes) }),
+        ),
+      ),
+    ),
+  );
+}
+

@@ -1,0 +1,247 @@
+// Runs list: filters in the URL, one page (cursor) of GET /runs at a time.
+
+import {
+  api,
+  clear,
+  empty,
+  enc,
+  fmtDuration,
+  fmtInt,
+  fmtRelative,
+  fmtTime,
+  h,
+  hashUrl,
+  pager,
+  preview,
+  shortId,
+  statusBadge,
+} from "./lib.js";
+
+export const STEP_TYPES = ["llm", "retrieval", "filter", "rank", "select", "transform", "classify", "generate", "evaluate", "custom"];
+export const STATUSES = ["running", "success", "error"];
+const RANGES = [
+  ["", "Any time"],
+  ["1h", "Last hour"],
+  ["24h", "Last 24 hours"],
+  ["7d", "Last 7 days"],
+  ["30d", "Last 30 days"],
+];
+const RANGE_MS = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
+const FILTER_KEYS = ["pipeline", "status", "range", "since", "until", "meta", "step_type", "min_elim"];
+
+export function select(name, options, value, label) {
+  return h(
+    "select",
+    { name, id: `f-${name}`, "aria-label": label },
+    options.map(([v, text]) => h("option", { value: v, selected: v === value, text })),
+  );
+}
+
+export async function pipelineOptions(signal) {
+  // One page is enough for a dropdown; a deployment with more than 500 pipeline names
+  // can still type one into the URL.
+  const page = await api("/pipelines", { limit: 500 }, signal);
+  return page.items.map((p) => [p.pipeline, `${p.pipeline} (${fmtInt(p.run_count)})`]);
+}
+
+function localInputValue(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "";
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+function toIso(local) {
+  if (!local) return "";
+  const d = new Date(local);
+  return Number.isNaN(d.getTime()) ? "" : d.toISOString();
+}
+
+/** Translate the page's URL filters into GET /runs query parameters. */
+export function runsQuery(params) {
+  const q = {
+    pipeline: params.get("pipeline"),
+    status: params.get("status"),
+    since: params.get("since"),
+    until: params.get("until"),
+    cursor: params.get("cursor"),
+    limit: 50,
+  };
+  const range = params.get("range");
+  if (range && RANGE_MS[range] && !q.since) q.since = new Date(Date.now() - RANGE_MS[range]).toISOString();
+  for (const m of params.getAll("meta")) {
+    const i = m.indexOf("=");
+    if (i > 0) q[`metadata.${m.slice(0, i).trim()}`] = m.slice(i + 1).trim();
+  }
+  const stepType = params.get("step_type");
+  const minElim = params.get("min_elim");
+  if (stepType) {
+    q.step_type = stepType;
+    if (minElim !== null && minElim !== "") q.min_elimination_rate = Number(minElim) / 100;
+  }
+  return q;
+}
+
+export async function renderRuns(ctx) {
+  const { root, params, signal } = ctx;
+  document.title = "Runs · X-Ray";
+  const [pipelines, page] = await Promise.all([pipelineOptions(signal), api("/runs", runsQuery(params), signal)]);
+  if (!ctx.isCurrent()) return;
+
+  const form = filterForm(params, pipelines);
+  const active = FILTER_KEYS.some((k) => params.get(k));
+  const body = h("section", { class: "card" });
+  if (page.items.length === 0) {
+    body.append(
+      empty(
+        active ? "No runs match these filters." : "No runs recorded yet.",
+        active
+          ? h("a", { href: "#/runs", text: "Clear all filters" })
+          : "Instrument a pipeline with the X-Ray SDK (or run `xray demo`) and its runs appear here.",
+      ),
+    );
+  } else {
+    body.append(runsTable(page.items));
+  }
+  const base = Object.fromEntries(FILTER_KEYS.map((k) => [k, k === "meta" ? params.getAll(k) : params.get(k)]));
+  body.append(
+    pager({
+      count: page.items.length,
+      nextCursor: page.next_cursor,
+      hasPrev: Boolean(params.get("cursor")),
+      label: `${fmtInt(page.items.length)} runs on this page${page.next_cursor ? "; more below" : ""}`,
+      onFirst: () => (location.hash = hashUrl("/runs", base)),
+      onNext: () => (location.hash = hashUrl("/runs", { ...base, cursor: page.next_cursor })),
+    }),
+  );
+  clear(root).append(
+    h("div", { class: "page-head" }, h("h1", { text: "Runs" }), h("p", { class: "muted", text: "Newest first. Open a run to see why it produced its output." })),
+    form,
+    body,
+  );
+}
+
+function filterForm(params, pipelines) {
+  const metaInput = h("input", {
+    name: "meta",
+    id: "f-meta",
+    type: "text",
+    placeholder: "key=value, key2=value2",
+    value: params.getAll("meta").join(", "),
+  });
+  const minElim = h("input", {
+    name: "min_elim",
+    id: "f-min_elim",
+    type: "number",
+    min: 0,
+    max: 100,
+    step: "any",
+    placeholder: "90",
+    value: params.get("min_elim") || "",
+    class: "num-input",
+  });
+  const since = h("input", { name: "since", id: "f-since", type: "datetime-local", value: localInputValue(params.get("since")) });
+  const until = h("input", { name: "until", id: "f-until", type: "datetime-local", value: localInputValue(params.get("until")) });
+  const form = h(
+    "form",
+    {
+      class: "filters card",
+      id: "runs-filters",
+      on: {
+        submit: (event) => {
+          event.preventDefault();
+          const data = new FormData(form);
+          const meta = String(data.get("meta") || "")
+            .split(",")
+            .map((s) => s.trim())
+            .filter((s) => s.includes("="));
+          location.hash = hashUrl("/runs", {
+            pipeline: data.get("pipeline"),
+            status: data.get("status"),
+            range: data.get("range"),
+            since: toIso(data.get("since")),
+            until: toIso(data.get("until")),
+            meta,
+            step_type: data.get("step_type"),
+            min_elim: data.get("step_type") ? data.get("min_elim") : "",
+          });
+        },
+      },
+    },
+    field("Pipeline", select("pipeline", [["", "All pipelines"], ...pipelines], params.get("pipeline") || "", "Pipeline")),
+    field("Status", select("status", [["", "Any status"], ...STATUSES.map((s) => [s, s])], params.get("status") || "", "Status")),
+    field("Started", select("range", RANGES, params.get("range") || "", "Started within")),
+    field("From", since),
+    field("To", until),
+    field("Metadata", metaInput, "wide"),
+    h(
+      "div",
+      { class: "field field-sentence" },
+      h("label", { for: "f-step_type", text: "Has a step of type" }),
+      h(
+        "div",
+        { class: "inline" },
+        select("step_type", [["", "any type"], ...STEP_TYPES.map((t) => [t, t])], params.get("step_type") || "", "Step type"),
+        h("span", { class: "muted", text: "eliminating more than" }),
+        minElim,
+        h("span", { class: "muted", text: "%" }),
+      ),
+    ),
+    h(
+      "div",
+      { class: "field actions" },
+      h("button", { class: "btn btn-primary", type: "submit", text: "Apply filters" }),
+      h("a", { class: "btn btn-quiet", href: "#/runs", text: "Reset" }),
+    ),
+  );
+  return form;
+}
+
+export function field(label, control, extra = "") {
+  return h("div", { class: `field ${extra}`.trim() }, h("label", { for: control.id, text: label }), control);
+}
+
+function runsTable(runs) {
+  return h(
+    "table",
+    { class: "grid", id: "runs-table" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", { text: "Pipeline" }),
+        h("th", { text: "Status" }),
+        h("th", { text: "Started" }),
+        h("th", { class: "num", text: "Duration" }),
+        h("th", { class: "num", text: "Steps" }),
+        h("th", { text: "Output" }),
+        h("th", { text: "Run" }),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      runs.map((run) => {
+        const href = `#/runs/${enc(run.id)}`;
+        return h(
+          "tr",
+          { class: run.status === "error" ? "row-error" : "", dataset: { runId: run.id } },
+          h("td", {}, h("a", { href, class: "strong", text: run.pipeline })),
+          h("td", {}, statusBadge(run.status)),
+          h("td", { class: "nowrap", title: fmtRelative(run.started_at) }, fmtTime(run.started_at)),
+          h("td", { class: "num", text: fmtDuration(run.duration_ms) }),
+          h("td", { class: "num", text: fmtInt(run.step_count) }),
+          h(
+            "td",
+            { class: "preview mono", title: preview(run.error ? run.error : run.output, 2000) },
+            run.error ? h("span", { class: "err-text", text: `${run.error.type}: ${preview(run.error.message, 70)}` }) : preview(run.output, 80),
+          ),
+          h("td", {}, h("a", { href, class: "mono muted-link", text: shortId(run.id) })),
+        );
+      }),
+    ),
+  );
+}
