@@ -1,0 +1,116 @@
+"""docker-compose.yml: the seed's shape, plus what makes the first `up` work."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import PG_HOST, PG_PORT
+from tests.deploy._image import (
+    COMPOSE_FILE,
+    SEED_DATABASE_URL,
+    compose_environment,
+    interpolate_compose,
+    load_compose,
+)
+
+YAMLLINT_CONFIG = (
+    "{extends: default, rules: {line-length: {max: 100}, document-start: disable,"
+    " truthy: {check-keys: false}}}"
+)
+
+
+@pytest.fixture
+def compose() -> dict[str, Any]:
+    return load_compose()
+
+
+def test_yamllint_accepts_the_compose_file() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "yamllint",
+            "-f",
+            "parsable",
+            "-d",
+            YAMLLINT_CONFIG,
+            str(COMPOSE_FILE),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_services_are_the_seeds_api_and_database(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {"xray-api", "db"}
+    assert set(compose["volumes"]) == {"pgdata"}
+
+
+def test_api_is_built_here_and_published_on_8000(compose: dict[str, Any]) -> None:
+    api = compose["services"]["xray-api"]
+    assert api["build"] == "."
+    assert api["ports"] == ["8000:8000"]
+
+
+def test_api_database_url_is_the_seeds_exact_value(compose: dict[str, Any]) -> None:
+    env = compose_environment(compose["services"]["xray-api"])
+    assert env["DATABASE_URL"] == SEED_DATABASE_URL
+
+
+def test_database_is_postgres_16_with_the_seeds_settings(compose: dict[str, Any]) -> None:
+    db = compose["services"]["db"]
+    assert db["image"] == "postgres:16"
+    env = compose_environment(db)
+    assert env == {"POSTGRES_DB": "xray", "POSTGRES_PASSWORD": "postgres"}
+    assert db["volumes"] == ["pgdata:/var/lib/postgresql/data"]
+
+
+def test_database_url_matches_the_database_service(compose: dict[str, Any]) -> None:
+    # host = service name, database and password = what the db container is created with.
+    db_env = compose_environment(compose["services"]["db"])
+    url = compose_environment(compose["services"]["xray-api"])["DATABASE_URL"]
+    assert f":{db_env['POSTGRES_PASSWORD']}@db:5432/{db_env['POSTGRES_DB']}" in url
+
+
+def test_api_starts_only_once_the_database_is_healthy(compose: dict[str, Any]) -> None:
+    api = compose["services"]["xray-api"]
+    assert api["depends_on"] == {"db": {"condition": "service_healthy"}}
+    check = compose["services"]["db"]["healthcheck"]
+    assert check["test"][0] == "CMD" and check["test"][1] == "pg_isready"
+    # Over TCP: the image's first-boot temporary server listens on the socket only.
+    assert "-h" in check["test"]
+    assert check["retries"] >= 10
+
+
+def test_both_services_restart_unless_stopped(compose: dict[str, Any]) -> None:
+    for service in compose["services"].values():
+        assert service["restart"] == "unless-stopped"
+
+
+def test_api_key_comes_from_the_environment(compose: dict[str, Any]) -> None:
+    raw = compose_environment(compose["services"]["xray-api"])["XRAY_API_KEYS"]
+    assert interpolate_compose(raw, {"XRAY_API_KEY": "k-123"}) == "k-123"
+    # Unset: empty, which the server reads as "no keys" (not as a key "").
+    assert interpolate_compose(raw, {}) == ""
+
+
+@pytest.mark.postgres
+def test_database_healthcheck_command_passes_against_a_running_postgres(
+    postgres_database: str, tmp_path: Path
+) -> None:
+    # The exact healthcheck argv, run against the test server on 127.0.0.1:5432 (the
+    # address it checks inside the db container).
+    if (PG_HOST, PG_PORT) != ("127.0.0.1", 5432):
+        pytest.skip(f"the test PostgreSQL is on {PG_HOST}:{PG_PORT}, not where the check looks")
+    if shutil.which("pg_isready") is None:
+        pytest.skip("pg_isready is not installed (Debian package postgresql-client)")
+    argv = load_compose()["services"]["db"]["healthcheck"]["test"][1:]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
