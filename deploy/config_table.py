@@ -1,0 +1,98 @@
+"""Print the README's configuration table from the config models themselves.
+
+    .venv/bin/python deploy/config_table.py
+
+Keys and defaults come from ``xray.shared.SDKConfig`` / ``APIConfig``, environment
+overrides from ``xray.shared.ENV_OVERRIDES``; only the one-line meanings are written here.
+tests/deploy/test_config_example.py checks that every field has exactly one meaning, so a
+new setting cannot ship undocumented.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel
+
+from xray.shared import ENV_OVERRIDES, APIConfig, SDKConfig
+
+MEANINGS: dict[str, str] = {
+    "sdk.enabled": "Record at all; `false` turns every decorator into a pass-through.",
+    "sdk.base_url": "Where the X-Ray API listens.",
+    "sdk.api_key": "API key sent with every request; the seed reads it from the environment.",
+    "sdk.buffer_size": "Events held in memory waiting to be sent; when full, new ones are dropped and counted, never blocking.",
+    "sdk.batch_size": "Most events in one HTTP request.",
+    "sdk.flush_interval": "Seconds between background sends.",
+    "sdk.shutdown_timeout": "Seconds spent sending what is left when the process exits.",
+    "sdk.request_timeout": "Seconds before one request to the API gives up.",
+    "sdk.max_retries": "Retries (exponential backoff, jitter) of a failed batch before it is dropped.",
+    "sdk.default_detail": "What a step stores unless it says otherwise: `summary`, `sampled` or `full`.",
+    "sdk.max_decisions_per_step": "Hard cap on decisions recorded for one step.",
+    "sdk.rejected_samples_per_reason": "At `sampled`: rejected candidates kept per reason.",
+    "sdk.max_preview_bytes": "Size cap of each input/output/params preview.",
+    "sdk.sample_rate": "Fraction of runs recorded, 0.0 to 1.0.",
+    "sdk.redact_keys": "Keys whose values are replaced by `[redacted]` in anything recorded.",
+    "sdk.compress": "gzip request bodies.",
+    "api.database_url": "SQLAlchemy URL of the store; plain `postgresql://` and `sqlite://` are switched to the async drivers.",
+    "api.debug": "Verbose logs and error details; never in production.",
+    "api.host": "Interface to listen on (`0.0.0.0` in a container).",
+    "api.port": "TCP port.",
+    "api.api_keys": "Accepted keys; empty = no authentication. Keys from `xray keys create` are accepted too.",
+    "api.max_body_bytes": "Largest request body, after gzip decompression (413 above).",
+    "api.run_migrations": "Migrate the database at start-up; `false` where a Job runs `xray db upgrade`.",
+    "api.retention_days": "Delete runs older than this many days; `null` keeps everything.",
+}
+
+SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (("sdk", SDKConfig), ("api", APIConfig))
+
+
+def render_default(value: Any) -> str:
+    """A default as it would be written in ``xray.config.yaml``."""
+    if isinstance(value, Enum):
+        value = value.value
+    if value is None:
+        return "`null`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, list):
+        return "`[]`" if not value else ", ".join(f"`{item}`" for item in value)
+    return f"`{value}`"
+
+
+def env_variable(section: str, key: str) -> str:
+    """The environment variable that overrides ``section.key``, or an empty string."""
+    return ", ".join(
+        f"`{name}`" + (" (comma-separated)" if kind == "csv" else "")
+        for name, (s, k, kind) in ENV_OVERRIDES.items()
+        if (s, k) == (section, key)
+    )
+
+
+def rows() -> list[tuple[str, str, str, str]]:
+    """``(key, env, default, meaning)`` for every field of both sections, in model order."""
+    table: list[tuple[str, str, str, str]] = []
+    for section, model in SECTIONS:
+        defaults = model()
+        for key in model.model_fields:
+            dotted = f"{section}.{key}"
+            table.append(
+                (
+                    f"`{dotted}`",
+                    env_variable(section, key),
+                    render_default(getattr(defaults, key)),
+                    MEANINGS[dotted],
+                )
+            )
+    return table
+
+
+def markdown() -> str:
+    """The table as Markdown."""
+    lines = ["| key | env override | default | meaning |", "|---|---|---|---|"]
+    lines += [f"| {key} | {env} | {default} | {meaning} |" for key, env, default, meaning in rows()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
