@@ -1,0 +1,571 @@
+"""``xray demo``: start the API on SQLite, load the example pipelines, say where to look.
+
+``run_demos`` is also the function tests and the dashboard's browser tests call to load
+demo data into a server they started; its signature is stable.
+
+Example:
+    >>> summary = run_demos("http://127.0.0.1:8000", runs_per_pipeline=3)  # doctest: +SKIP
+    >>> summary.bad_run_id  # the laptop stand whose competitor came out as a phone case
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TextIO
+
+from xray.cli._errors import EXIT_ERROR, CLIError
+
+__all__ = [
+    "DEMO_DIR",
+    "DemoRun",
+    "DemoSummary",
+    "cmd_demo",
+    "find_examples_dir",
+    "load_example",
+    "run_demos",
+]
+
+DEMO_DIR = ".xray-demo"
+DEFAULT_PORT = 8000
+# A laptop-stand run that picks a laptop stand: the "good" side of the walkthrough's diff.
+GOOD_LAPTOP_STAND_SEED = 1
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One run the demo recorded: which pipeline, about what, with what outcome."""
+
+    pipeline: str
+    run_id: str
+    subject: str
+    outcome: str
+    ok: bool
+    seed: int
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What ``run_demos`` recorded, with the run ids the walkthrough needs.
+
+    ``bad_run_id`` is the laptop stand whose competitor came out as the phone case
+    ``bad_candidate_key``; ``good_run_id`` is a run for the same product that chose a
+    laptop stand; ``wrong_competitor_run_ids`` lists every competitor-selection run whose
+    choice is from another category (the seeded one and any the random seeds produced).
+    """
+
+    base_url: str
+    runs: tuple[DemoRun, ...]
+    bad_run_id: str
+    good_run_id: str
+    product_asin: str
+    bad_candidate_key: str
+    wrong_competitor_run_ids: tuple[str, ...]
+    sdk_stats: dict[str, Any] = field(default_factory=dict)
+
+    def run_ids(self, pipeline: str | None = None) -> list[str]:
+        """The recorded run ids, optionally of one pipeline, in the order they ran."""
+        return [r.run_id for r in self.runs if pipeline is None or r.pipeline == pipeline]
+
+    def counts(self) -> dict[str, int]:
+        """Runs per pipeline."""
+        return dict(Counter(r.pipeline for r in self.runs))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- the examples ---------------------------------------------------------------------
+
+
+def find_examples_dir() -> Path:
+    """Where the example pipelines are: shipped in the wheel, or the source checkout's."""
+    import xray
+
+    package = Path(xray.__file__).resolve().parent
+    for candidate in (package / "examples", package.parent / "examples"):
+        if (candidate / "competitor_selection.py").is_file():
+            return candidate
+    raise CLIError(
+        "the example pipelines are not installed (looked in "
+        f"{package / 'examples'} and {package.parent / 'examples'})"
+    )
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` as a module (they are scripts, not a package)."""
+    module_name = f"xray_examples.{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    path = find_examples_dir() / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise CLIError(f"cannot load example {path}")
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while the file executes.
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+def run_demos(
+    base_url: str,
+    *,
+    api_key: str | None = None,
+    runs_per_pipeline: int = 12,
+    seed: int = 1,
+    progress: ProgressCallback | None = None,
+    flush_timeout: float = 60.0,
+) -> DemoSummary:
+    """Run the three example pipelines against the API at ``base_url`` and flush.
+
+    Records ``3 * runs_per_pipeline + 2`` runs: ``runs_per_pipeline`` of each pipeline
+    plus two laptop-stand competitor runs, the seeded bug (a phone case chosen) and a good
+    one to compare it with. Deterministic for a given ``seed``.
+    """
+    if runs_per_pipeline < 1:
+        raise ValueError("runs_per_pipeline must be at least 1")
+    from xray import XRayClient
+
+    competitors = load_example("competitor_selection")
+    listings = load_example("listing_optimisation")
+    categories = load_example("product_categorisation")
+
+    client = XRayClient(
+        base_url=base_url,
+        api_key=api_key,
+        enabled=True,
+        sample_rate=1.0,
+        buffer_size=100_000,
+        flush_interval=0.5,
+    )
+    rng = random.Random(seed)
+    catalogue = competitors.build_catalogue()
+    search_log = listings.build_search_log()
+    taxonomy = categories.build_taxonomy()
+    laptop_stand = competitors.PRODUCTS[0]
+
+    jobs: list[tuple[str, Callable[[], DemoRun]]] = []
+
+    def competitor_job(product: dict[str, Any], run_seed: int) -> Callable[[], DemoRun]:
+        def job() -> DemoRun:
+            result = competitors.find_competitor(client, product, catalogue, seed=run_seed)
+            chosen = result.competitor["title"] if result.competitor else "(none)"
+            return DemoRun(
+                competitors.PIPELINE,
+                result.run_id,
+                product["asin"],
+                chosen,
+                result.same_category,
+                run_seed,
+            )
+
+        return job
+
+    def listing_job(listing: dict[str, Any], run_seed: int) -> Callable[[], DemoRun]:
+        def job() -> DemoRun:
+            result = listings.optimise_listing(client, listing, search_log, seed=run_seed)
+            return DemoRun(
+                listings.PIPELINE,
+                result.run_id,
+                listing["asin"],
+                result.title or "(unchanged)",
+                result.title is not None,
+                run_seed,
+            )
+
+        return job
+
+    def categorisation_job(product: dict[str, Any], run_seed: int) -> Callable[[], DemoRun]:
+        def job() -> DemoRun:
+            result = categories.categorise(client, product, taxonomy, seed=run_seed)
+            where = result.category["path"] if result.category else "(human review)"
+            return DemoRun(
+                categories.PIPELINE, result.run_id, product["sku"], where, result.correct, run_seed
+            )
+
+        return job
+
+    competitor_jobs = [
+        competitor_job(
+            competitors.PRODUCTS[i % len(competitors.PRODUCTS)], rng.randrange(1_000_000)
+        )
+        for i in range(runs_per_pipeline)
+    ]
+    competitor_jobs.insert(0, competitor_job(laptop_stand, GOOD_LAPTOP_STAND_SEED))
+    competitor_jobs.insert(
+        len(competitor_jobs) // 2 + 1, competitor_job(laptop_stand, competitors.BUG_SEED)
+    )
+    jobs += [(competitors.PIPELINE, j) for j in competitor_jobs]
+    jobs += [
+        (
+            listings.PIPELINE,
+            listing_job(listings.LISTINGS[i % len(listings.LISTINGS)], rng.randrange(1_000_000)),
+        )
+        for i in range(runs_per_pipeline)
+    ]
+    jobs += [
+        (
+            categories.PIPELINE,
+            categorisation_job(categories.make_product(taxonomy, rng), rng.randrange(1_000_000)),
+        )
+        for _ in range(runs_per_pipeline)
+    ]
+
+    runs: list[DemoRun] = []
+    try:
+        for done, (label, job) in enumerate(jobs):
+            if progress:
+                progress(done, len(jobs), label)
+            runs.append(job())
+        if progress:
+            progress(len(jobs), len(jobs), "sending")
+        client.flush(timeout=flush_timeout)
+        stats = _stats(client)
+    finally:
+        client.shutdown(timeout=5)
+    if progress:
+        progress(len(jobs), len(jobs), "done")
+
+    laptop_runs = [
+        r for r in runs if r.pipeline == competitors.PIPELINE and r.subject == laptop_stand["asin"]
+    ]
+    bad = next(r for r in laptop_runs if r.seed == competitors.BUG_SEED)
+    good = next(r for r in laptop_runs if r.seed == GOOD_LAPTOP_STAND_SEED)
+    return DemoSummary(
+        base_url=base_url,
+        runs=tuple(runs),
+        bad_run_id=bad.run_id,
+        good_run_id=good.run_id,
+        product_asin=laptop_stand["asin"],
+        bad_candidate_key=competitors.PHONE_CASE_ASIN,
+        wrong_competitor_run_ids=tuple(
+            r.run_id for r in runs if r.pipeline == competitors.PIPELINE and not r.ok
+        ),
+        sdk_stats=stats,
+    )
+
+
+def _stats(client: Any) -> dict[str, Any]:
+    try:
+        stats = client.stats()
+    except Exception:
+        return {}
+    if isinstance(stats, dict):
+        return stats
+    if hasattr(stats, "_asdict"):
+        return dict(stats._asdict())
+    if hasattr(stats, "__dataclass_fields__"):
+        return asdict(stats)
+    return {"stats": str(stats)}
+
+
+def _lost(stats: dict[str, Any]) -> int:
+    dropped = stats.get("dropped", 0)
+    if isinstance(dropped, dict):
+        return sum(int(v) for v in dropped.values())
+    try:
+        return int(dropped)
+    except (TypeError, ValueError):
+        return 0
+
+
+# --- the local server -----------------------------------------------------------------
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LocalServer:
+    """``python -m xray.api`` in its own session, so Ctrl-C reaches us and we stop it."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_server(
+    host: str, port: int, database_url: str, workdir: Path, *, timeout: float = 60.0
+) -> LocalServer:
+    import httpx
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "api.log"
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "XRAY_HOST", "XRAY_PORT")
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    command = [
+        sys.executable,
+        "-m",
+        "xray.api",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    server = LocalServer(process, f"http://{host}:{port}", log_path)
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise CLIError(
+                f"the API server exited with code {process.returncode} while starting; "
+                f"its log ({log_path}) ends with:\n{server.log_tail()}"
+            )
+        try:
+            if httpx.get(f"{server.base_url}/readyz", timeout=1.0).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise CLIError(f"the API server did not become ready in {timeout:.0f}s; see {log_path}")
+        time.sleep(0.1)
+
+
+# --- progress -------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """A one-line bar on a terminal; a line per pipeline when the output is a file."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self.last_label = ""
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        if self.tty:
+            filled = int(self.width * done / max(total, 1))
+            bar = "█" * filled + "·" * (self.width - filled)
+            self.stream.write(f"\r  [{bar}] {done:>3}/{total}  {label:<24}")
+            if label == "done":
+                self.stream.write("\n")
+        elif label != self.last_label:
+            self.stream.write(f"  {done:>3}/{total}  {label}\n")
+        self.last_label = label
+        self.stream.flush()
+
+
+# --- the command ----------------------------------------------------------------------
+
+
+def _commands(summary: DemoSummary) -> list[tuple[str, str]]:
+    return [
+        (
+            "Which competitor did each laptop-stand run choose? (one is a phone case)",
+            f"xray runs --pipeline competitor-selection --metadata product_asin={summary.product_asin}",
+        ),
+        (
+            "The bad run as a funnel: counts, params and the LLM's reasoning per step",
+            f"xray run {summary.bad_run_id}",
+        ),
+        (
+            "The phone case's path through that run, step by step",
+            f"xray candidate {summary.bad_candidate_key} --run {summary.bad_run_id}",
+        ),
+        (
+            "Compare with a good run for the same product",
+            f"xray diff {summary.good_run_id} {summary.bad_run_id}",
+        ),
+        (
+            "Across every pipeline: filter steps that eliminated more than 90%",
+            "xray steps --type filter --min-elimination-rate 0.9",
+        ),
+    ]
+
+
+def print_summary(summary: DemoSummary, out: TextIO, *, served: bool, default_url: bool) -> None:
+    counts = ", ".join(f"{p} {n}" for p, n in summary.counts().items())
+    out.write(f"\nRecorded {len(summary.runs)} runs ({counts}).\n")
+    lost = _lost(summary.sdk_stats)
+    if lost:
+        out.write(f"warning: the SDK dropped {lost} events; see {summary.sdk_stats}\n")
+    out.write(f"\n  Dashboard  {summary.base_url}/\n  API docs   {summary.base_url}/docs\n\n")
+    if not default_url:
+        out.write(f"The CLI talks to {DEFAULT_PORT} by default; point it at this server first:\n\n")
+        out.write(f"  export XRAY_BASE_URL={summary.base_url}\n\n")
+    out.write(
+        "A seller reports that the competitor found for their laptop stand is a phone case.\n"
+    )
+    out.write("Find out why, from another terminal:\n\n")
+    for question, command in _commands(summary):
+        out.write(f"  # {question}\n  {command}\n\n")
+    if served:
+        out.write("The server keeps running; press Ctrl-C to stop it.\n")
+    out.flush()
+
+
+def _database_url(args: argparse.Namespace, workdir: Path) -> str:
+    if args.database_url:
+        return str(args.database_url)
+    path = (workdir / "xray.db").resolve()
+    # A fresh database each time, so the printed commands show exactly this demo's runs.
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").unlink()
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def _choose_port(args: argparse.Namespace, err: TextIO) -> int:
+    if args.port is not None:
+        if args.port != 0 and not port_is_free(args.host, args.port):
+            raise CLIError(
+                f"port {args.port} on {args.host} is already in use; stop what listens there, "
+                "or pass another --port (--port 0 picks a free one)"
+            )
+        return args.port or _free_port(args.host)
+    if port_is_free(args.host, DEFAULT_PORT):
+        return DEFAULT_PORT
+    port = _free_port(args.host)
+    err.write(f"port {DEFAULT_PORT} is already in use on {args.host}; using port {port} instead\n")
+    return port
+
+
+@contextlib.contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so the server is stopped either way."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO, *, api_key: str | None) -> int:
+    if args.url:
+        summary = run_demos(
+            args.url,
+            api_key=api_key,
+            runs_per_pipeline=args.runs,
+            seed=args.seed,
+            progress=ProgressBar(err),
+        )
+        _check_loaded(summary, api_key)
+        if args.json:
+            out.write(json.dumps(summary.to_dict(), indent=2) + "\n")
+        else:
+            print_summary(
+                summary,
+                out,
+                served=False,
+                default_url=args.url.rstrip("/") == f"http://127.0.0.1:{DEFAULT_PORT}",
+            )
+        return 0
+
+    workdir = Path(args.dir)
+    port = _choose_port(args, err)
+    database_url = _database_url(args, workdir)
+    err.write(
+        f"Starting the X-Ray API on http://{args.host}:{port} (SQLite: {database_url.split(':///')[-1]})\n"
+    )
+    with _terminate_on_sigterm():
+        server = start_server(args.host, port, database_url, workdir)
+        try:
+            err.write(f"Running the demo pipelines ({3 * args.runs + 2} runs)\n")
+            summary = run_demos(
+                server.base_url,
+                api_key=api_key,
+                runs_per_pipeline=args.runs,
+                seed=args.seed,
+                progress=ProgressBar(err),
+            )
+            _check_loaded(summary, api_key)
+            if args.json:
+                out.write(json.dumps(summary.to_dict(), indent=2) + "\n")
+            else:
+                print_summary(
+                    summary,
+                    out,
+                    served=not args.no_serve,
+                    default_url=port == DEFAULT_PORT and args.host == "127.0.0.1",
+                )
+            if args.no_serve:
+                return 0
+            while server.process.poll() is None:
+                time.sleep(0.5)
+            raise CLIError(
+                f"the API server stopped unexpectedly (exit code {server.process.returncode}); "
+                f"its log ({server.log_path}) ends with:\n{server.log_tail()}",
+                exit_code=EXIT_ERROR,
+            )
+        except KeyboardInterrupt:
+            err.write("\nStopping the X-Ray API...\n")
+            return 0
+        finally:
+            server.stop()
+
+
+def _check_loaded(summary: DemoSummary, api_key: str | None) -> None:
+    """Prove the demo data reached the server: the SDK fails open, so ask the API."""
+    from xray.cli._http import ApiClient
+
+    with ApiClient(summary.base_url, api_key=api_key) as api:
+        try:
+            api.get(f"/runs/{summary.bad_run_id}")
+        except CLIError as exc:
+            raise CLIError(
+                f"the demo ran but its data is not on the server ({exc}); "
+                f"SDK stats: {summary.sdk_stats or 'unavailable'}"
+            ) from exc

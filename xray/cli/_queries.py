@@ -1,0 +1,634 @@
+"""The read commands: ``runs``, ``run``, ``steps``, ``decisions``, ``candidate``, ``diff``,
+``pipelines``. Each asks the HTTP API and prints a table, or the JSON with ``--json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+from xray.cli._errors import EXIT_USAGE, CLIError
+from xray.cli._format import (
+    Column,
+    brief,
+    count,
+    duration,
+    flow,
+    rate,
+    render_table,
+    timestamp,
+    top_reasons,
+    wrap,
+)
+from xray.cli._http import ApiClient, quote_path
+
+__all__ = [
+    "Context",
+    "cmd_candidate",
+    "cmd_decisions",
+    "cmd_diff",
+    "cmd_pipelines",
+    "cmd_run",
+    "cmd_runs",
+    "cmd_steps",
+    "parse_rate",
+    "parse_time",
+]
+
+
+@dataclass
+class Context:
+    """What every read command needs: the API, the output stream, JSON or tables."""
+
+    api: ApiClient
+    out: TextIO
+    as_json: bool
+
+    def emit(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+
+    def dump(self, value: Any) -> None:
+        self.out.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(value: str) -> str:
+    """``--since``/``--until``: ISO-8601, or an age such as ``30m``, ``2h``, ``7d``."""
+    text = value.strip()
+    match = _RELATIVE.match(text)
+    if match:
+        age = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+        return (datetime.now(UTC) - age).isoformat(timespec="seconds")
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a time: use ISO-8601 (2026-01-31T12:00) or an age (30m, 2h, 7d)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.isoformat()
+
+
+def parse_rate(value: str) -> float:
+    """An elimination rate as ``0.9`` or ``90%``."""
+    text = value.strip()
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a rate: use 0.9 or 90%") from None
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value!r} is outside 0..1 (0%..100%)")
+    return number
+
+
+def parse_metadata(pairs: list[str] | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--metadata expects key=value, got {pair!r}", exit_code=EXIT_USAGE)
+        params[f"metadata.{key}"] = value
+    return params
+
+
+def _more(ctx: Context, more: bool, shown: int, noun: str) -> None:
+    if more:
+        ctx.emit(f"(showing the first {shown} {noun}; pass --limit to see more)")
+
+
+# --- runs ---------------------------------------------------------------------------
+
+
+def cmd_runs(ctx: Context, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {
+        "pipeline": args.pipeline,
+        "status": args.status,
+        "since": args.since,
+        "until": args.until,
+        "step_type": args.step_type,
+        "step_name": args.step_name,
+        "min_elimination_rate": args.min_elimination_rate,
+        "max_elimination_rate": args.max_elimination_rate,
+        **parse_metadata(args.metadata),
+    }
+    items, more = ctx.api.collect("/runs", params, limit=args.limit)
+    if ctx.as_json:
+        ctx.dump(items)
+        return 0
+    if not items:
+        ctx.emit("no runs match")
+        return 0
+    columns = [
+        Column("RUN ID"),
+        Column("STARTED"),
+        Column("PIPELINE"),
+        Column("STATUS"),
+        Column("STEPS", ">"),
+        Column("DURATION", ">"),
+        Column("OUTPUT", shrink=True),
+    ]
+    rows = [
+        [
+            str(run["id"]),
+            timestamp(run.get("started_at")),
+            str(run.get("pipeline", "")),
+            str(run.get("status", "")),
+            count(run.get("step_count")),
+            duration(run.get("duration_ms")),
+            brief(run.get("output"), 200),
+        ]
+        for run in items
+    ]
+    ctx.emit(render_table(columns, rows, stream=ctx.out))
+    _more(ctx, more, len(items), "runs")
+    return 0
+
+
+# --- run ----------------------------------------------------------------------------
+
+
+def _depths(steps: list[dict[str, Any]]) -> dict[str, int]:
+    parents = {str(s["id"]): s.get("parent_id") for s in steps}
+    depths: dict[str, int] = {}
+    for step_id in parents:
+        depth, parent, seen = 0, parents[step_id], set()
+        while parent and str(parent) in parents and parent not in seen:
+            seen.add(parent)
+            depth += 1
+            parent = parents[str(parent)]
+        depths[step_id] = depth
+    return depths
+
+
+def _params_text(params: Any) -> str:
+    if not isinstance(params, dict) or not params:
+        return ""
+    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in params.items())
+
+
+def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
+    run = ctx.api.get(f"/runs/{quote_path(args.run_id)}")
+    if ctx.as_json:
+        ctx.dump(run)
+        return 0
+    steps: list[dict[str, Any]] = list(run.get("steps") or [])
+    ctx.emit(f"run       {run['id']}")
+    ctx.emit(f"pipeline  {run.get('pipeline')}   status {run.get('status')}")
+    ctx.emit(
+        f"started   {timestamp(run.get('started_at'))}   duration {duration(run.get('duration_ms'))}"
+    )
+    if run.get("metadata"):
+        ctx.emit(f"metadata  {_params_text(run['metadata'])}")
+    ctx.emit(f"input     {brief(run.get('input'), 200)}")
+    ctx.emit(f"output    {brief(run.get('output'), 200)}")
+    if run.get("error"):
+        error = run["error"]
+        ctx.emit(f"error     {error.get('type')}: {error.get('message')}")
+    ctx.emit()
+    if not steps:
+        ctx.emit("no steps recorded")
+        return 0
+    depths = _depths(steps)
+    columns = [
+        Column("#", ">"),
+        Column("STEP"),
+        Column("TYPE"),
+        Column("IN → OUT", ">"),
+        Column("ELIMINATED", ">"),
+        Column("TIME", ">"),
+        Column("DETAIL"),
+        Column("TOP REASONS", shrink=True),
+    ]
+    rows = []
+    for position, step in enumerate(steps, start=1):
+        name = "  " * depths.get(str(step["id"]), 0) + str(step.get("name"))
+        if step.get("status") == "error":
+            name += " (error)"
+        rows.append(
+            [
+                str(position),
+                name,
+                str(step.get("type")),
+                flow(step),
+                rate(step.get("elimination_rate")),
+                duration(step.get("duration_ms")),
+                str(step.get("detail", "")),
+                top_reasons(step.get("reason_counts")),
+            ]
+        )
+    ctx.emit(render_table(columns, rows, stream=ctx.out))
+    ctx.emit()
+    for position, step in enumerate(steps, start=1):
+        params, reasoning, error = (
+            _params_text(step.get("params")),
+            step.get("reasoning"),
+            step.get("error"),
+        )
+        if not (params or reasoning or error):
+            continue
+        ctx.emit(f"{position}. {step.get('name')}  (step {step['id']})")
+        if params:
+            ctx.emit(wrap(f"params: {params}", indent="     "))
+        if reasoning:
+            ctx.emit(wrap(f"reasoning: {reasoning}", indent="     "))
+        if error:
+            ctx.emit(wrap(f"error: {error.get('type')}: {error.get('message')}", indent="     "))
+    return 0
+
+
+# --- steps --------------------------------------------------------------------------
+
+
+def cmd_steps(ctx: Context, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {
+        "type": args.type,
+        "name": args.name,
+        "pipeline": args.pipeline,
+        "run_id": args.run,
+        "status": args.status,
+        "min_elimination_rate": args.min_elimination_rate,
+        "max_elimination_rate": args.max_elimination_rate,
+        "min_input_count": args.min_input_count,
+        "since": args.since,
+        "until": args.until,
+    }
+    items, more = ctx.api.collect("/steps", params, limit=args.limit)
+    if ctx.as_json:
+        ctx.dump(items)
+        return 0
+    if not items:
+        ctx.emit("no steps match")
+        return 0
+    columns = [
+        Column("STARTED"),
+        Column("PIPELINE"),
+        Column("RUN ID"),
+        Column("STEP"),
+        Column("TYPE"),
+        Column("IN → OUT", ">"),
+        Column("ELIMINATED", ">"),
+        Column("TOP REASONS", shrink=True),
+    ]
+    rows = [
+        [
+            timestamp(s.get("started_at")),
+            str(s.get("pipeline")),
+            str(s.get("run_id")),
+            str(s.get("name")),
+            str(s.get("type")),
+            flow(s),
+            rate(s.get("elimination_rate")),
+            top_reasons(s.get("reason_counts"), 1),
+        ]
+        for s in items
+    ]
+    ctx.emit(render_table(columns, rows, stream=ctx.out))
+    by_pipeline = Counter(str(s.get("pipeline")) for s in items)
+    summary = ", ".join(f"{p} {n}" for p, n in sorted(by_pipeline.items()))
+    ctx.emit(f"{len(items)} steps ({summary})")
+    _more(ctx, more, len(items), "steps")
+    return 0
+
+
+# --- decisions ----------------------------------------------------------------------
+
+
+def _score(value: Any) -> str:
+    return "" if value is None else f"{float(value):.3g}"
+
+
+def _attrs(value: Any) -> str:
+    if not isinstance(value, dict) or not value:
+        return ""
+    return " ".join(f"{k}={brief(v, 60)}" for k, v in value.items())
+
+
+def cmd_decisions(ctx: Context, args: argparse.Namespace) -> int:
+    params = {"decision": args.decision, "reason": args.reason, "candidate_key": args.candidate}
+    items, more = ctx.api.collect(
+        f"/steps/{quote_path(args.step_id)}/decisions", params, limit=args.limit
+    )
+    if ctx.as_json:
+        ctx.dump(items)
+        return 0
+    if not items:
+        ctx.emit("no decisions match (a summary-detail step records counts and reasons only)")
+        return 0
+    columns = [
+        Column("CANDIDATE"),
+        Column("DECISION"),
+        Column("REASON"),
+        Column("SCORE", ">"),
+        Column("RANK", ">"),
+        Column("ATTRIBUTES", shrink=True),
+    ]
+    rows = [
+        [
+            str(d.get("candidate_key")),
+            str(d.get("decision")),
+            str(d.get("reason") or ""),
+            _score(d.get("score")),
+            "" if d.get("rank") is None else str(d["rank"]),
+            _attrs(d.get("attributes")),
+        ]
+        for d in items
+    ]
+    ctx.emit(render_table(columns, rows, stream=ctx.out))
+    _more(ctx, more, len(items), "decisions")
+    return 0
+
+
+# --- candidate ----------------------------------------------------------------------
+
+
+def cmd_candidate(ctx: Context, args: argparse.Namespace) -> int:
+    params = {"run_id": args.run, "pipeline": args.pipeline}
+    items, more = ctx.api.collect(f"/candidates/{quote_path(args.key)}", params, limit=args.limit)
+    if ctx.as_json:
+        ctx.dump(items)
+        return 0
+    if not items:
+        ctx.emit(f"no decisions recorded about {args.key!r}")
+        return 0
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for decision in items:
+        runs.setdefault(str(decision.get("run_id")), []).append(decision)
+    columns = [
+        Column("#", ">"),
+        Column("STEP"),
+        Column("TYPE"),
+        Column("DECISION"),
+        Column("REASON"),
+        Column("SCORE", ">"),
+        Column("RANK", ">"),
+        Column("ATTRIBUTES", shrink=True),
+    ]
+    first = True
+    for run_id, decisions in runs.items():
+        if not first:
+            ctx.emit()
+        first = False
+        head = decisions[0]
+        ctx.emit(f"run {run_id}  {head.get('pipeline')}  {timestamp(head.get('started_at'))}")
+        rows = [
+            [
+                str(int(d.get("step_seq", 0))),
+                str(d.get("step_name")),
+                str(d.get("step_type")),
+                str(d.get("decision")),
+                str(d.get("reason") or ""),
+                _score(d.get("score")),
+                "" if d.get("rank") is None else str(d["rank"]),
+                _attrs(d.get("attributes")),
+            ]
+            for d in decisions
+        ]
+        ctx.emit(render_table(columns, rows, stream=ctx.out))
+    ctx.emit()
+    ctx.emit(f"{len(items)} decisions about {args.key} in {len(runs)} run(s)")
+    _more(ctx, more, len(items), "decisions")
+    return 0
+
+
+# --- pipelines ----------------------------------------------------------------------
+
+
+def cmd_pipelines(ctx: Context, args: argparse.Namespace) -> int:
+    items, more = ctx.api.collect("/pipelines", {}, limit=args.limit)
+    if ctx.as_json:
+        ctx.dump(items)
+        return 0
+    if not items:
+        ctx.emit("no pipelines recorded yet")
+        return 0
+    columns = [Column("PIPELINE"), Column("RUNS", ">"), Column("LAST RUN")]
+    rows = [
+        [str(p.get("pipeline")), count(p.get("run_count")), timestamp(p.get("last_started_at"))]
+        for p in items
+    ]
+    ctx.emit(render_table(columns, rows, stream=ctx.out))
+    _more(ctx, more, len(items), "pipelines")
+    return 0
+
+
+# --- diff ---------------------------------------------------------------------------
+
+
+def _align(
+    a: list[dict[str, Any]], b: list[dict[str, Any]]
+) -> list[tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+    """Pair the steps of two runs by name (the n-th "price_filter" with the n-th)."""
+
+    def keyed(steps: list[dict[str, Any]]) -> list[tuple[str, int]]:
+        seen: Counter[str] = Counter()
+        keys = []
+        for s in steps:
+            name = str(s.get("name"))
+            keys.append((name, seen[name]))
+            seen[name] += 1
+        return keys
+
+    keys_a, keys_b = keyed(a), keyed(b)
+    index_b = {k: i for i, k in enumerate(keys_b)}
+    pairs: list[tuple[dict[str, Any] | None, dict[str, Any] | None]] = []
+    used: set[int] = set()
+    next_b = 0
+    for i, key in enumerate(keys_a):
+        j = index_b.get(key)
+        if j is None:
+            pairs.append((a[i], None))
+            continue
+        # Steps only in B that come before this match keep their place.
+        for k in range(next_b, j):
+            if k not in used and keys_b[k] not in set(keys_a):
+                pairs.append((None, b[k]))
+                used.add(k)
+        pairs.append((a[i], b[j]))
+        used.add(j)
+        next_b = max(next_b, j + 1)
+    pairs.extend((None, b[k]) for k in range(len(b)) if k not in used)
+    return pairs
+
+
+def _changes(a: Any, b: Any) -> list[tuple[str, Any, Any]]:
+    da = a if isinstance(a, dict) else {}
+    db = b if isinstance(b, dict) else {}
+    return [(k, da.get(k), db.get(k)) for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)]
+
+
+def _delta(a: Any, b: Any) -> str:
+    if a is None or b is None:
+        return ""
+    diff = int(b) - int(a)
+    return f"{diff:+,}" if diff else "="
+
+
+def cmd_diff(ctx: Context, args: argparse.Namespace) -> int:
+    run_a = ctx.api.get(f"/runs/{quote_path(args.run_a)}")
+    run_b = ctx.api.get(f"/runs/{quote_path(args.run_b)}")
+    pairs = _align(list(run_a.get("steps") or []), list(run_b.get("steps") or []))
+    step_diffs: list[dict[str, Any]] = []
+    for sa, sb in pairs:
+        ref = sa or sb or {}
+        step_diffs.append(
+            {
+                "name": ref.get("name"),
+                "type": ref.get("type"),
+                "a": None
+                if sa is None
+                else {
+                    k: sa.get(k)
+                    for k in (
+                        "id",
+                        "input_count",
+                        "output_count",
+                        "elimination_rate",
+                        "duration_ms",
+                    )
+                },
+                "b": None
+                if sb is None
+                else {
+                    k: sb.get(k)
+                    for k in (
+                        "id",
+                        "input_count",
+                        "output_count",
+                        "elimination_rate",
+                        "duration_ms",
+                    )
+                },
+                "params": [
+                    {"key": k, "a": va, "b": vb}
+                    for k, va, vb in _changes((sa or {}).get("params"), (sb or {}).get("params"))
+                ],
+                "reasoning": None
+                if (sa or {}).get("reasoning") == (sb or {}).get("reasoning")
+                else {"a": (sa or {}).get("reasoning"), "b": (sb or {}).get("reasoning")},
+                "top_reasons": None
+                if (sa or {}).get("reason_counts") == (sb or {}).get("reason_counts")
+                else {"a": (sa or {}).get("reason_counts"), "b": (sb or {}).get("reason_counts")},
+            }
+        )
+    result: dict[str, Any] = {
+        "a": {
+            k: run_a.get(k)
+            for k in (
+                "id",
+                "pipeline",
+                "status",
+                "started_at",
+                "duration_ms",
+                "metadata",
+                "input",
+                "output",
+            )
+        },
+        "b": {
+            k: run_b.get(k)
+            for k in (
+                "id",
+                "pipeline",
+                "status",
+                "started_at",
+                "duration_ms",
+                "metadata",
+                "input",
+                "output",
+            )
+        },
+        "metadata": [
+            {"key": k, "a": va, "b": vb}
+            for k, va, vb in _changes(run_a.get("metadata"), run_b.get("metadata"))
+        ],
+        "same_input": run_a.get("input") == run_b.get("input"),
+        "same_output": run_a.get("output") == run_b.get("output"),
+        "steps": step_diffs,
+    }
+    if ctx.as_json:
+        ctx.dump(result)
+        return 0
+    for label, run in (("A", run_a), ("B", run_b)):
+        ctx.emit(
+            f"{label}  {run['id']}  {run.get('pipeline')}  {run.get('status')}  {timestamp(run.get('started_at'))}"
+        )
+    ctx.emit()
+    ctx.emit(f"input   {'same' if result['same_input'] else 'DIFFERENT'}")
+    if not result["same_input"]:
+        ctx.emit(f"  A  {brief(run_a.get('input'), 150)}")
+        ctx.emit(f"  B  {brief(run_b.get('input'), 150)}")
+    ctx.emit(f"output  {'same' if result['same_output'] else 'DIFFERENT'}")
+    if not result["same_output"]:
+        ctx.emit(f"  A  {brief(run_a.get('output'), 150)}")
+        ctx.emit(f"  B  {brief(run_b.get('output'), 150)}")
+    for change in result["metadata"]:
+        ctx.emit(
+            f"metadata.{change['key']}  A {json.dumps(change['a'])}  B {json.dumps(change['b'])}"
+        )
+    ctx.emit()
+    columns = [
+        Column("STEP"),
+        Column("TYPE"),
+        Column("A IN → OUT", ">"),
+        Column("B IN → OUT", ">"),
+        Column("Δ OUT", ">"),
+        Column("A ELIM", ">"),
+        Column("B ELIM", ">"),
+        Column("CHANGED"),
+    ]
+    rows = []
+    for sa, sb, d in ((p[0], p[1], d) for p, d in zip(pairs, step_diffs, strict=True)):
+        changed = [
+            w
+            for w, v in (
+                ("params", d["params"]),
+                ("reasoning", d["reasoning"]),
+                ("reasons", d["top_reasons"]),
+            )
+            if v
+        ]
+        rows.append(
+            [
+                str(d["name"]),
+                str(d["type"]),
+                flow(sa) if sa else "(absent)",
+                flow(sb) if sb else "(absent)",
+                _delta((sa or {}).get("output_count"), (sb or {}).get("output_count"))
+                if sa and sb
+                else "",
+                rate(sa.get("elimination_rate")) if sa else "",
+                rate(sb.get("elimination_rate")) if sb else "",
+                ", ".join(changed),
+            ]
+        )
+    ctx.emit(render_table(columns, rows, stream=ctx.out))
+    details = [d for d in step_diffs if d["params"] or d["reasoning"]]
+    if details:
+        ctx.emit()
+    for d in details:
+        ctx.emit(f"{d['name']}:")
+        for change in d["params"]:
+            ctx.emit(
+                wrap(
+                    f"{change['key']}: A {json.dumps(change['a'], ensure_ascii=False)}",
+                    indent="    ",
+                )
+            )
+            ctx.emit(
+                wrap(
+                    f"{' ' * len(str(change['key']))}  B {json.dumps(change['b'], ensure_ascii=False)}",
+                    indent="    ",
+                )
+            )
+        if d["reasoning"]:
+            ctx.emit(wrap(f"reasoning A: {d['reasoning']['a'] or '-'}", indent="    "))
+            ctx.emit(wrap(f"reasoning B: {d['reasoning']['b'] or '-'}", indent="    "))
+    return 0
