@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from tests.conftest import PG_HOST, PG_PORT
@@ -19,6 +21,7 @@ from tests.deploy._image import (
     load_compose,
 )
 
+COMPOSE_SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
 YAMLLINT_CONFIG = (
     "{extends: default, rules: {line-length: {max: 100}, document-start: disable,"
     " truthy: {check-keys: false}}}"
@@ -114,3 +117,21 @@ def test_database_healthcheck_command_passes_against_a_running_postgres(
     argv = load_compose()["services"]["db"]["healthcheck"]["test"][1:]
     result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _compose_schema_errors(document: dict[str, Any]) -> list[str]:
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [error.message for error in validator.iter_errors(document)]
+
+
+def test_compose_file_is_valid_against_the_compose_specification(
+    compose: dict[str, Any],
+) -> None:
+    assert _compose_schema_errors(compose) == []
+
+
+def test_compose_schema_rejects_a_misspelt_key(compose: dict[str, Any]) -> None:
+    # Guards the test above: the schema really is applied.
+    compose["services"]["db"]["healthcheck"]["retrys"] = 3
+    assert _compose_schema_errors(compose) != []
