@@ -1,0 +1,102 @@
+"""Turn an ingest request body into validated wire models, or a 400/422 naming the field.
+
+The body is parsed here rather than by FastAPI so that (1) malformed JSON is a 400 and a
+bad field a 422 whose name is a path into the body (``steps[3].type``), (2) values the
+databases cannot store are caught before any write: NaN/Infinity (not JSON, and not
+storable in JSONB) are refused, integers beyond 64 bits are refused, and NUL characters
+and lone surrogates (PostgreSQL text cannot hold them) become U+FFFD.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+from xray.api.errors import APIError, FieldError, from_validation_error, validation_error
+
+__all__ = ["parse_json", "validate_body"]
+
+T = TypeVar("T")
+
+_INT64 = 2**63 - 1
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class _NotJSON(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJSON(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJSON(f"number {text[:40]} is out of range")
+    return value
+
+
+def _clean_text(value: str) -> str:
+    return _UNSTORABLE.sub("\ufffd", value) if _UNSTORABLE.search(value) else value
+
+
+def _clean(value: Any, path: str, errors: list[FieldError]) -> Any:
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not -_INT64 <= value <= _INT64:
+            errors.append(FieldError(field=path or "body", message="integer out of 64-bit range"))
+        return value
+    if isinstance(value, list):
+        return [_clean(item, f"{path}[{i}]", errors) for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {
+            _clean_text(k): _clean(v, f"{path}.{k}" if path else k, errors)
+            for k, v in value.items()
+        }
+    return value
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a request body as strict JSON; a 400 ``bad_request`` when it is not."""
+    if not body.strip():
+        raise APIError(400, "the request body is empty; expected JSON")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise APIError(400, f"the request body is not UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NotJSON as exc:
+        raise APIError(400, f"the request body is not valid JSON: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise APIError(
+            400,
+            f"the request body is not valid JSON: {exc.msg} (line {exc.lineno}, "
+            f"column {exc.colno})",
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        # e.g. integers with more digits than Python parses, or absurd nesting.
+        raise APIError(400, f"the request body is not valid JSON: {exc}") from None
+
+
+def validate_body(data: Any, adapter: TypeAdapter[T], *, prefix: str = "") -> T:
+    """Clean and validate parsed JSON; a 422 naming every offending field otherwise."""
+    errors: list[FieldError] = []
+    try:
+        cleaned = _clean(data, prefix if isinstance(data, list) else "", errors)
+    except RecursionError:
+        raise APIError(400, "the request body is nested too deeply") from None
+    if errors:
+        raise validation_error(errors)
+    try:
+        return adapter.validate_python(cleaned)
+    except ValidationError as exc:
+        raise from_validation_error(exc, prefix=prefix if isinstance(data, list) else "") from None

@@ -1,0 +1,1 @@
+"""Storage: the SQLAlchemy models and the async engine/session factory."""

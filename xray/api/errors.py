@@ -1,0 +1,201 @@
+"""The one seam where failures become HTTP answers (STYLE §6).
+
+Every non-2xx answer has the same JSON body::
+
+    {"error": "validation_error", "message": "steps[0].type: ...", "fields": [...]}
+
+Database connection failures become 503 ``database_unavailable`` (the SDK retries those);
+bad input becomes 400 or 422 naming the field; nothing a client sends yields a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+__all__ = [
+    "APIError",
+    "ErrorBody",
+    "FieldError",
+    "error_response",
+    "field_errors",
+    "install_error_handlers",
+    "is_database_unavailable",
+]
+
+logger = logging.getLogger("xray.api")
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    503: "database_unavailable",
+}
+
+
+class FieldError(BaseModel):
+    """One offending field, as a path into the request (``steps[3].type``, ``limit``)."""
+
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: str = Field(examples=["validation_error"])
+    message: str = Field(examples=["steps[0].type: Input should be 'llm', 'retrieval', ..."])
+    fields: list[FieldError] = Field(default_factory=list)
+
+
+class APIError(Exception):
+    """An expected failure with its HTTP status, code and message.
+
+    Example:
+        >>> raise APIError(404, "run 42 not found")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        code: str | None = None,
+        fields: Sequence[FieldError] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code or _CODES.get(status_code, "error")
+        self.message = message
+        self.fields = list(fields)
+        self.headers = headers
+
+
+def error_response(
+    status_code: int,
+    message: str,
+    *,
+    code: str | None = None,
+    fields: Sequence[FieldError] = (),
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The JSON answer for an error (also used by the pure-ASGI middleware)."""
+    body = ErrorBody(
+        error=code or _CODES.get(status_code, "error"), message=message, fields=list(fields)
+    )
+    return JSONResponse(body.model_dump(), status_code=status_code, headers=headers)
+
+
+def _field_path(loc: Iterable[Any], prefix: str = "") -> str:
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "body"
+
+
+def field_errors(errors: Iterable[Any], *, prefix: str = "", skip: int = 0) -> list[FieldError]:
+    """Pydantic error dicts as ``FieldError``s; ``skip`` drops leading loc parts."""
+    result: list[FieldError] = []
+    for error in errors:
+        loc = tuple(error.get("loc", ()))[skip:]
+        message = str(error.get("msg", "invalid value"))
+        # Say what was sent for short scalar values; never echo large payloads.
+        value = error.get("input")
+        if isinstance(value, (str, int, float, bool)) and len(repr(value)) <= 80:
+            message = f"{message} (got {value!r})"
+        result.append(FieldError(field=_field_path(loc, prefix), message=message))
+    return result
+
+
+def validation_error(errors: list[FieldError]) -> APIError:
+    """A 422 whose message names the first offending field."""
+    first = errors[0] if errors else FieldError(field="body", message="invalid")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return APIError(422, f"{first.field}: {first.message}{more}", fields=errors)
+
+
+def from_validation_error(exc: ValidationError, *, prefix: str = "") -> APIError:
+    """A pydantic ``ValidationError`` on a request body as a 422."""
+    return validation_error(field_errors(exc.errors(), prefix=prefix))
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached right now (→ 503)."""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeoutError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    # asyncpg raises plain OSError / TimeoutError when the server refuses or hangs.
+    return isinstance(exc, (OSError, TimeoutError, ConnectionError))
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, APIError)
+    return error_response(
+        exc.status_code, exc.message, code=exc.code, fields=exc.fields, headers=exc.headers
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = {
+        404: "no such endpoint (see /docs)",
+        405: "method not allowed on this endpoint (see /docs)",
+    }.get(exc.status_code, str(exc.detail))
+    if exc.status_code == 404 and exc.detail not in ("Not Found", None):
+        message = str(exc.detail)
+    return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+
+async def _request_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(400, "the request body is not valid JSON")
+    # loc starts with where the value came from ("query", "path", "body"): drop it.
+    fields = field_errors(errors, skip=1)
+    error = validation_error(fields)
+    return error_response(422, error.message, fields=fields)
+
+
+async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    if is_database_unavailable(exc):
+        logger.warning("database unavailable: %s", exc.__class__.__name__, exc_info=False)
+        return error_response(
+            503,
+            "the database is unavailable right now; retry later",
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, DBAPIError) and exc.__class__.__name__ in ("DataError", "IntegrityError"):
+        # A value the database refuses despite validation (e.g. out of a column's range).
+        return error_response(400, "a value in the request cannot be stored or compared")
+    logger.exception("database error")
+    return error_response(500, "internal error", code="internal_error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into the JSON error body."""
+    app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(SQLAlchemyError, _database_error)
+    app.add_exception_handler(OSError, _database_error)
+    app.add_exception_handler(TimeoutError, _database_error)

@@ -1,0 +1,1 @@
+"""Alembic migrations, run programmatically (no alembic.ini) so they work when installed."""

@@ -1,0 +1,116 @@
+"""Ingest: ``POST /batch`` (the SDK's transport), ``POST /runs``, ``POST /runs/{id}/steps``.
+
+Bodies are parsed by ``xray.api._payload`` (not FastAPI) so that malformed JSON is a 400 and
+an invalid item a 422 naming it (``steps[3].type``); the OpenAPI request schemas are
+declared explicitly below.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from pydantic import TypeAdapter
+
+from xray.api._payload import parse_json, validate_body
+from xray.api.deps import StateDep, write_session
+from xray.api.errors import FieldError, validation_error
+from xray.api.routes._common import errors
+from xray.api.services.ingest import ingest
+from xray.shared import BatchIn, BatchResult, RunIn, StepIn
+
+__all__ = ["REQUEST_MODELS", "router"]
+
+router = APIRouter(tags=["ingest"])
+
+# Models referenced by the request schemas below; _app adds them to the OpenAPI components.
+REQUEST_MODELS = (BatchIn, RunIn, StepIn)
+
+_BATCH = TypeAdapter(BatchIn)
+_RUNS: TypeAdapter[RunIn | list[RunIn]] = TypeAdapter(RunIn | list[RunIn])
+_STEPS: TypeAdapter[StepIn | list[StepIn]] = TypeAdapter(StepIn | list[StepIn])
+_INGEST_ERRORS = errors(400, 404, 413, 422)
+
+
+def _body(*models: str, one_or_many: bool) -> dict[str, Any]:
+    refs = [{"$ref": f"#/components/schemas/{m}"} for m in models]
+    schema: dict[str, Any] = refs[0]
+    if one_or_many:
+        schema = {"anyOf": [refs[0], {"type": "array", "items": refs[0]}]}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+            "description": "JSON, optionally with `Content-Encoding: gzip`.",
+        }
+    }
+
+
+def _typed(data: Any, adapter: TypeAdapter[Any], what: str) -> Any:
+    # A single object's errors are named by field; a list's by item (`steps[3].type`).
+    if not isinstance(data, (dict, list)):
+        raise validation_error(
+            [FieldError(field="body", message=f"expected a {what} object or a list of them")]
+        )
+    return validate_body(data, adapter, prefix=what + "s")
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResult,
+    summary="Ingest runs and steps (the SDK's transport)",
+    responses=_INGEST_ERRORS,
+    openapi_extra=_body("BatchIn", one_or_many=False),
+)
+async def post_batch(request: Request, state: StateDep) -> BatchResult:
+    """Upsert runs first, then steps with their decisions; all or nothing."""
+    batch = validate_body(parse_json(await request.body()), _BATCH)
+    async with write_session(state) as session:
+        return await ingest(session, runs=batch.runs, steps=batch.steps)
+
+
+@router.post(
+    "/runs",
+    response_model=BatchResult,
+    summary="Create or update runs (one object or a list), idempotent on id",
+    responses=_INGEST_ERRORS,
+    openapi_extra=_body("RunIn", one_or_many=True),
+)
+async def post_runs(request: Request, state: StateDep) -> BatchResult:
+    """A run's end after its start leaves one row with the final state; a finished run
+    never regresses to running."""
+    parsed = _typed(parse_json(await request.body()), _RUNS, "run")
+    runs = parsed if isinstance(parsed, list) else [parsed]
+    async with write_session(state) as session:
+        return await ingest(session, runs=runs)
+
+
+@router.post(
+    "/runs/{run_id}/steps",
+    response_model=BatchResult,
+    summary="Add steps with their decisions to a run, idempotent on step id",
+    responses=_INGEST_ERRORS,
+    openapi_extra=_body("StepIn", one_or_many=True),
+)
+async def post_steps(
+    request: Request,
+    state: StateDep,
+    run_id: Annotated[uuid.UUID, Path(description="The run's id.")],
+) -> BatchResult:
+    """A re-sent step replaces its decisions as a set; a step may arrive before its run
+    when it carries ``pipeline`` (a placeholder run is created)."""
+    parsed = _typed(parse_json(await request.body()), _STEPS, "step")
+    steps: list[StepIn] = parsed if isinstance(parsed, list) else [parsed]
+    mismatched = [
+        FieldError(
+            field=f"steps[{i}].run_id" if isinstance(parsed, list) else "run_id",
+            message=f"must equal the run id in the path ({run_id})",
+        )
+        for i, s in enumerate(steps)
+        if s.run_id is not None and s.run_id != run_id
+    ]
+    if mismatched:
+        raise validation_error(mismatched)
+    async with write_session(state) as session:
+        return await ingest(session, steps=steps, run_id=run_id)

@@ -1,0 +1,103 @@
+"""``GET /steps``, ``GET /steps/{id}`` and ``GET /steps/{id}/decisions``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from xray.api.deps import Cursor, Limit, SessionDep
+from xray.api.errors import APIError
+from xray.api.routes._common import ERRORS, MaxRate, MinRate, Since, Until, errors
+from xray.api.services import queries
+from xray.shared import Decision, DecisionOut, Page, RunStatus, StepOut, StepType
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["steps"])
+
+_NAME = Query(max_length=200)
+_StepId = Annotated[uuid.UUID, Path(description="The step's id.")]
+
+
+@router.get(
+    "/steps",
+    response_model=Page[StepOut],
+    summary="Steps across every pipeline, newest first",
+    responses=ERRORS,
+    description="E.g. every filter step that eliminated more than 90%: "
+    "`?type=filter&min_elimination_rate=0.9`.",
+)
+async def list_steps(
+    session: SessionDep,
+    type: StepType | None = None,
+    name: Annotated[str | None, _NAME] = None,
+    pipeline: Annotated[str | None, _NAME] = None,
+    run_id: uuid.UUID | None = None,
+    status: RunStatus | None = None,
+    min_elimination_rate: MinRate = None,
+    max_elimination_rate: MaxRate = None,
+    min_input_count: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[StepOut]:
+    return await queries.list_steps(
+        session,
+        type=type,
+        name=name,
+        pipeline=pipeline,
+        run_id=run_id,
+        status=status,
+        min_elimination_rate=min_elimination_rate,
+        max_elimination_rate=max_elimination_rate,
+        min_input_count=min_input_count,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get(
+    "/steps/{step_id}",
+    response_model=StepOut,
+    summary="One step",
+    responses=errors(404, 422),
+)
+async def get_step(session: SessionDep, step_id: _StepId) -> StepOut:
+    step = await queries.get_step(session, step_id=step_id)
+    if step is None:
+        raise APIError(404, f"step {step_id} not found")
+    return step
+
+
+@router.get(
+    "/steps/{step_id}/decisions",
+    response_model=Page[DecisionOut],
+    summary="A step's decisions, in the order the SDK recorded them",
+    responses=errors(400, 404, 422),
+)
+async def list_step_decisions(
+    session: SessionDep,
+    step_id: _StepId,
+    decision: Decision | None = None,
+    reason: Annotated[str | None, Query(max_length=500)] = None,
+    candidate_key: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Items per page (1-1000).")] = 100,
+    cursor: Cursor = None,
+) -> Page[DecisionOut]:
+    page = await queries.list_step_decisions(
+        session,
+        step_id=step_id,
+        decision=decision,
+        reason=reason,
+        candidate_key=candidate_key,
+        limit=limit,
+        cursor=cursor,
+    )
+    if page is None:
+        raise APIError(404, f"step {step_id} not found")
+    return page

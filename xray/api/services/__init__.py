@@ -1,0 +1,1 @@
+"""What the routes ask for, as keyword-only async functions over an ``AsyncSession``."""
