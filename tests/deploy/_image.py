@@ -15,13 +15,16 @@ closely as plain Python allows:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
@@ -395,8 +398,9 @@ def start(
     port: int,
     log_path: Path,
     timeout: float = 60.0,
+    wait_for: str = "/readyz",
 ) -> Iterator[RunningProcess]:
-    """Start ``argv`` and yield once ``/readyz`` answers 200; SIGTERM it afterwards."""
+    """Start ``argv`` and yield once ``wait_for`` answers 200; kill it if still running."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             list(argv), cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT
@@ -408,7 +412,7 @@ def start(
             if process.poll() is not None:
                 raise AssertionError(f"{argv} exited with {process.returncode}:\n{running.log()}")
             try:
-                if httpx.get(f"{running.base_url}/readyz", timeout=2.0).status_code == 200:
+                if httpx.get(f"{running.base_url}{wait_for}", timeout=2.0).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -429,3 +433,67 @@ def run_to_completion(
     return subprocess.run(
         list(argv), env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
+
+
+class TCPForwarder:
+    """A loopback TCP port that refuses connections until ``open()``, then forwards to
+    ``target``: a database that "comes up" after the API started, as in a first
+    ``docker-compose up``."""
+
+    def __init__(self, port: int, target: tuple[str, int]) -> None:
+        self.port = port
+        self.target = target
+        self._server: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._closing = threading.Event()
+        self._sockets: list[socket.socket] = []
+
+    def open(self) -> None:
+        server = socket.create_server(("127.0.0.1", self.port))
+        server.settimeout(0.2)
+        self._server = server
+        thread = threading.Thread(target=self._accept, name="tcp-forwarder", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _accept(self) -> None:
+        assert self._server is not None
+        while not self._closing.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target, timeout=5)
+            self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                pipe = threading.Thread(target=self._pipe, args=(a, b), daemon=True)
+                pipe.start()
+                self._threads.append(pipe)
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        source.settimeout(0.2)
+        try:
+            while not self._closing.is_set():
+                try:
+                    data = source.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._server is not None:
+            self._server.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for sock in self._sockets:
+            sock.close()
