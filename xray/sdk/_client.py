@@ -1,0 +1,325 @@
+"""``XRayClient``: configuration, the process default, and the delivery machinery.
+
+Which client records a step:
+
+1. inside ``client.run(...)``: that run's client;
+2. otherwise the process default: the most recently constructed ``XRayClient``
+   (unless it was built with ``set_default=False``);
+3. if no client was ever constructed, the first step or run builds one from config
+   (``xray.config.yaml`` upward from the cwd, ``XRAY_*`` variables) exactly once. With no
+   config at all that client is disabled and every decorator calls straight through.
+
+A client that cannot be configured never raises: a missing config disables it silently,
+an invalid one disables it with one warning on ``logging.getLogger("xray")``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import random
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypedDict
+
+from xray.sdk import _ids
+from xray.sdk._buffer import Buffer, Counters
+from xray.sdk._context import runtime
+from xray.sdk._guard import guard, internal_error, logger, warn_once
+from xray.sdk._payload import Encoder, RedactHook, sdk_info
+from xray.sdk._run import RunScope
+from xray.sdk._sender import HTTPTransport, Sender, Transport
+from xray.shared import ConfigError, ConfigNotFoundError, SDKConfig, load_sdk_config
+
+__all__ = ["ClientStats", "XRayClient", "get_client"]
+
+_clients: weakref.WeakSet[XRayClient] = weakref.WeakSet()
+_registry_lock = threading.RLock()
+
+
+class ClientStats(TypedDict):
+    """What ``client.stats()`` reports; counts are items (a run update or a step).
+
+    ``dropped_by_reason`` keys: ``queue_full`` (buffer full), ``http_4xx`` (refused, e.g.
+    401), ``network`` / ``http_5xx`` / ``http_429`` (retries exhausted), ``too_large``
+    (one item over the server's limit), ``invalid`` (one item the server rejected),
+    ``shutdown`` (still queued at the shutdown deadline), ``serialization``, ``redacted``
+    (the ``redact`` hook returned ``None``), ``no_transport``.
+    """
+
+    enabled: bool
+    queued: int
+    sent: int
+    dropped: int
+    dropped_by_reason: dict[str, int]
+    retried: int
+    failed: int
+
+
+class XRayClient:
+    """Records runs, steps and decisions and sends them to the X-Ray API, fail-open.
+
+    Configuration, highest first: keyword arguments > ``XRAY_*`` environment variables >
+    ``xray.config.yaml`` (``XRAY_CONFIG`` or found upward from the cwd) > defaults. Any
+    ``sdk:`` key of the config file is a keyword argument (``base_url``, ``api_key``,
+    ``buffer_size``, ``flush_interval``, ``default_detail``, ``sample_rate`` ...).
+
+    Args:
+        config_path: read this config file instead of searching for one.
+        transport: where batches go instead of HTTP (``xray.sdk.testing.InMemoryTransport``);
+            a client with a transport is enabled even without any config.
+        redact: ``redact(kind, item) -> item | None`` called on every run (``kind="run"``)
+            and step (``"step"``) wire dict before it leaves the process.
+        set_default: make this the client that ``@step`` uses outside ``client.run``.
+
+    Example:
+        >>> client = XRayClient(base_url="http://127.0.0.1:8000", api_key="...")
+        >>> with client.run("competitor-selection", input=product) as run:  # doctest: +SKIP
+        ...     run.set_output(pipeline(product))
+    """
+
+    def __init__(
+        self,
+        *,
+        config_path: str | Path | None = None,
+        transport: Transport | None = None,
+        redact: RedactHook | None = None,
+        set_default: bool = True,
+        **overrides: Any,
+    ) -> None:
+        self.enabled = False
+        self._config = SDKConfig()
+        self._transport = transport
+        self._redact = redact
+        self._closed = False
+        with guard:
+            self._config, self.enabled = _configure(config_path, transport, overrides)
+        self._default_detail = self._config.default_detail.value
+        self._sample_rate = self._config.sample_rate
+        self._setup()
+        with _registry_lock:
+            _clients.add(self)
+            if set_default:
+                runtime.client = self
+                runtime.resolved = True
+            _refresh_recording()
+
+    def _setup(self) -> None:
+        """(Re)build the buffer and sender: at construction and in a forked child."""
+        config = self._config
+        self._counters = Counters()
+        self._sender: Sender | None = None
+        self._buffer = Buffer(config.buffer_size, config.batch_size, self._counters, self._start)
+        self._submit = self._buffer.put
+        if not self.enabled:
+            self._buffer.accepting = False
+
+    def _start(self) -> None:
+        with guard:
+            if self._sender is None:
+                self._sender = self._make_sender()
+            self._sender.start()
+
+    def _make_sender(self) -> Sender:
+        config = self._config
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "xray-python",
+        }
+        if config.compress:
+            headers["Content-Encoding"] = "gzip"
+        if config.api_key:
+            headers["Authorization"] = f"Bearer {config.api_key}"
+            headers["X-API-Key"] = config.api_key
+        transport = self._transport
+
+        def factory() -> Transport:
+            return transport if transport is not None else HTTPTransport(config.base_url)
+
+        encoder = Encoder(config, self._redact, sdk_info())
+        return Sender(config, self._buffer, self._counters, encoder, factory, headers)
+
+    # -- public API ----------------------------------------------------------------------
+
+    @property
+    def config(self) -> SDKConfig:
+        """The resolved ``sdk:`` configuration (defaults when disabled)."""
+        return self._config
+
+    def run(
+        self,
+        pipeline: str,
+        input: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> RunScope:
+        """Open a run: ``with client.run("name") as run:`` or ``@client.run("name")``.
+
+        Example:
+            >>> with client.run("competitor-selection", input=product, metadata={"seller": 7}) as run:  # doctest: +SKIP
+            ...     run.set_output(best)
+        """
+        return RunScope(self, str(pipeline) if pipeline else "pipeline", input, metadata)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send everything recorded so far; wait at most ``timeout`` s (default: shutdown_timeout).
+
+        Returns True when everything queued before the call was sent or dropped.
+
+        Example:
+            >>> client.flush(timeout=5)  # doctest: +SKIP
+            True
+        """
+        try:
+            wait = self._config.shutdown_timeout if timeout is None else float(timeout)
+            sender = self._sender
+            if sender is None:
+                return len(self._buffer) == 0
+            return sender.flush(wait)
+        except Exception as exc:
+            internal_error(exc)
+            return False
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush within ``timeout`` s (default: ``shutdown_timeout``), then stop; idempotent.
+
+        Afterwards the client records nothing. Returns True when nothing was left behind.
+
+        Example:
+            >>> client.shutdown(timeout=2)  # doctest: +SKIP
+            True
+        """
+        try:
+            wait = self._config.shutdown_timeout if timeout is None else float(timeout)
+            self._closed = True
+            self.enabled = False
+            self._buffer.accepting = False
+            with _registry_lock:
+                _refresh_recording()
+            sender = self._sender
+            if sender is None:
+                left = self._buffer.clear()
+                if left:
+                    self._counters.drop("shutdown", left)
+                return left == 0
+            return sender.stop(wait)
+        except Exception as exc:
+            internal_error(exc)
+            return False
+
+    close = shutdown
+
+    def stats(self) -> ClientStats:
+        """Delivery counters.
+
+        Example:
+            >>> client.stats()["dropped_by_reason"]  # doctest: +SKIP
+            {'queue_full': 12}
+        """
+        counters = self._counters
+        with counters.lock:
+            dropped = dict(counters.dropped)
+            return ClientStats(
+                enabled=self.enabled,
+                queued=len(self._buffer),
+                sent=counters.sent,
+                dropped=sum(dropped.values()),
+                dropped_by_reason=dropped,
+                retried=counters.retried,
+                failed=counters.failed,
+            )
+
+    def __enter__(self) -> XRayClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "enabled" if self.enabled else "disabled"
+        where = "custom transport" if self._transport is not None else self._config.base_url
+        return f"<XRayClient {state} {where}>"
+
+    # -- SDK internal --------------------------------------------------------------------
+
+    def _sampled(self) -> bool:
+        rate = self._sample_rate
+        return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's queue belongs to the parent (it sends it); its thread and locks
+        # did not survive the fork. Start clean; the sender restarts on the next item.
+        self._setup()
+        if self._closed:
+            self._buffer.accepting = False
+
+
+def _configure(
+    config_path: str | Path | None, transport: Transport | None, overrides: dict[str, Any]
+) -> tuple[SDKConfig, bool]:
+    try:
+        config = load_sdk_config(config_path, **overrides)
+    except ConfigNotFoundError:
+        if transport is None:
+            logger.debug("xray: no configuration found; the SDK is disabled")
+            return SDKConfig(), False
+        config = load_sdk_config(config_path, **{"enabled": True, **overrides})
+    except ConfigError as exc:
+        warn_once(f"config:{exc}", "xray: invalid configuration, X-Ray is disabled: %s", exc)
+        return SDKConfig(), False
+    except Exception as exc:  # e.g. an unreadable directory while searching
+        warn_once(f"config:{exc!r}", "xray: cannot load configuration, X-Ray is disabled: %r", exc)
+        return SDKConfig(), False
+    return config, config.enabled
+
+
+def _refresh_recording() -> None:
+    runtime.recording = any(c.enabled for c in list(_clients))
+
+
+def get_client() -> XRayClient:
+    """The process's default client, built from config on first use if none was made.
+
+    Example:
+        >>> get_client().stats()["enabled"]  # doctest: +SKIP
+        False
+    """
+    client = runtime.client
+    if runtime.resolved and client is not None:
+        return client  # type: ignore[no-any-return]
+    with _registry_lock:
+        if not runtime.resolved or runtime.client is None:
+            XRayClient()
+        return runtime.client  # type: ignore[no-any-return]
+
+
+def _shutdown_all() -> None:
+    """atexit: flush every live client, all within the longest ``shutdown_timeout``."""
+    clients = [c for c in list(_clients) if not c._closed]
+    if not clients:
+        return
+    deadline = time.monotonic() + max(c._config.shutdown_timeout for c in clients)
+    for client in clients:
+        client.shutdown(max(0.0, deadline - time.monotonic()))
+
+
+def _after_fork_in_child() -> None:
+    global _registry_lock
+    _registry_lock = threading.RLock()
+    _ids.reset_after_fork()
+    for client in list(_clients):
+        with guard:
+            client._after_fork_in_child()
+
+
+atexit.register(_shutdown_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,237 @@
+"""Turning captured runs and steps into the wire's JSON shapes (sender thread only).
+
+The shapes are ``xray.shared.RunIn`` and ``StepIn`` (a test validates real SDK output
+against them). Everything a user handed us passes through ``json_safe`` / ``preview``
+(bounded, redacted by key) and then through the user's ``redact`` hook, before it is
+encoded; nothing leaves the process otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import socket
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from xray.sdk import _ids
+from xray.sdk._decisions import DecisionLog, infer, key_text
+from xray.sdk._run import _UNSET, Run
+from xray.sdk._serialize import Redactor, json_safe, preview, truncate
+from xray.sdk._step import _AUTO, Step
+from xray.shared import SDKConfig
+
+__all__ = ["Encoder", "RedactHook", "sdk_info"]
+
+#: ``redact(kind, item)`` gets ``"run"`` or ``"step"`` and the wire dict; returns the dict
+#: to send (possibly changed) or ``None`` to send nothing for this item.
+RedactHook = Callable[[str, dict[str, Any]], dict[str, Any] | None]
+
+_MAX_TRACEBACK = 20_000
+_MAX_MESSAGE = 4_000
+_MAX_REASONING = 50_000
+_MAX_REASON = 500
+
+
+def sdk_info() -> dict[str, Any]:
+    """Who sent this run: SDK version, Python, host and process id."""
+    from xray import __version__
+
+    return {
+        "name": "xray-python",
+        "version": __version__,
+        "python": platform.python_version(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
+
+
+def _error(exc: BaseException | None, tb: TracebackType | None) -> dict[str, Any] | None:
+    if exc is None:
+        return None
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<unprintable exception>"
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except Exception:
+        text = None
+    return {
+        "type": truncate(type(exc).__qualname__, 200),
+        "message": truncate(message, _MAX_MESSAGE),
+        "traceback": truncate(text, _MAX_TRACEBACK) if text else None,
+    }
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except Exception:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _integer(value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except Exception:
+        return None
+
+
+class Encoder:
+    """Builds wire dicts with one configuration (preview size, redaction, hook)."""
+
+    def __init__(
+        self,
+        config: SDKConfig,
+        redact: RedactHook | None = None,
+        sdk: dict[str, Any] | None = None,
+    ) -> None:
+        self.max_preview = config.max_preview_bytes
+        self.redactor = Redactor(config.redact_keys)
+        self.hook = redact
+        self.default_detail = config.default_detail.value
+        self.cap = config.max_decisions_per_step
+        self.per_reason = config.rejected_samples_per_reason
+        self.sdk = sdk if sdk is not None else sdk_info()
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _safe(self, value: Any) -> Any:
+        return json_safe(value, redactor=self.redactor)
+
+    def _preview(self, value: Any, budget: int | None = None) -> Any:
+        return preview(value, max_bytes=budget or self.max_preview, redactor=self.redactor)
+
+    def _arguments(
+        self, fn: Any, args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None
+    ) -> Any:
+        """Name each argument the way the function does, and preview it."""
+        args = args or ()
+        kwargs = kwargs or {}
+        code = getattr(fn, "__code__", None)
+        names: tuple[str, ...] = ()
+        if code is not None:
+            names = code.co_varnames[: code.co_argcount]
+        named: dict[str, Any] = {}
+        for i, value in enumerate(args):
+            name = names[i] if i < len(names) else f"arg{i}"
+            if i == 0 and name in ("self", "cls"):
+                continue
+            named[name] = value
+        named.update(kwargs)
+        if not named:
+            return None
+        if fn is None and len(named) == 1 and "arg0" in named:
+            return self._preview(named["arg0"])  # set_input(value): the value itself
+        budget = max(64, self.max_preview // len(named))
+        out: dict[str, Any] = {}
+        for name, value in named.items():
+            if self.redactor.is_secret(name):
+                out[name] = "[REDACTED]"
+            else:
+                out[name] = self._preview(value, budget)
+        return out
+
+    def _hook(self, kind: str, item: dict[str, Any]) -> dict[str, Any] | None:
+        if self.hook is None:
+            return item
+        return self.hook(kind, item)
+
+    # -- runs ------------------------------------------------------------------------
+
+    def run(self, run: Run) -> dict[str, Any] | None:
+        """The ``RunIn`` dict for the run's current state."""
+        t1 = run._t1
+        status = run.status
+        ended = status != "running" and t1 > 0
+        if run._input_args is not None:
+            fn, args, kwargs = run._input_args
+            input_value = self._arguments(fn, args, kwargs)
+        else:
+            input_value = self._preview(run._input) if run._input is not None else None
+        output = run._output
+        item: dict[str, Any] = {
+            "id": run._id,
+            "pipeline": truncate(run.pipeline, 200) or "pipeline",
+            "status": status if ended else "running",
+            "started_at": _iso(run._wall0),
+            "ended_at": _iso(run._wall0 + (t1 - run._t0)) if ended else None,
+            "duration_ms": (t1 - run._t0) / 1e6 if ended else None,
+            "input": input_value,
+            "output": self._preview(output) if ended and output is not _UNSET else None,
+            "metadata": self._safe(run._metadata) if run._metadata else {},
+            "error": _error(run._error, run._traceback) if ended else None,
+            "sdk": self.sdk,
+        }
+        return self._hook("run", item)
+
+    # -- steps -----------------------------------------------------------------------
+
+    def step(self, s: Step) -> dict[str, Any] | None:
+        """The ``StepIn`` dict of a finished step, decisions nested."""
+        spec = s._spec
+        run = s.run
+        detail = s._detail or self.default_detail
+        log = s._log
+        if s._snapshot is not None and spec.key is not None:
+            if log is None:
+                log = DecisionLog(detail, self.cap, self.per_reason, True)
+            inputs, outputs = s._snapshot
+            infer(log, spec.key, spec.type, inputs, outputs)
+        decisions: list[dict[str, Any]] = []
+        if log is not None:
+            for _order, raw, decision, reason, score, rank, attrs in log.recorded():
+                decisions.append(
+                    {
+                        "candidate_key": key_text(raw),
+                        "decision": decision,
+                        "reason": truncate(reason, _MAX_REASON) if reason else None,
+                        "score": _number(score),
+                        "rank": _integer(rank),
+                        "attributes": self._safe(attrs) if attrs else {},
+                    }
+                )
+        t0 = run._wall0 + (s._t0 - run._t0)
+        output_count = None if s._out is _AUTO else s._out
+        item: dict[str, Any] = {
+            "id": _ids.uuid_text(s._id),
+            "run_id": run._id,
+            "parent_id": _ids.uuid_text(s.parent._id) if s.parent is not None else None,
+            "seq": s.seq,
+            "pipeline": truncate(run.pipeline, 200) or "pipeline",
+            "run_started_at": _iso(run._wall0),
+            "name": truncate(s._name or spec.name or "step", 200),
+            "type": spec.type,
+            "status": s._status,
+            "started_at": _iso(t0),
+            "ended_at": _iso(t0 + (s._t1 - s._t0)),
+            "duration_ms": max(0.0, (s._t1 - s._t0) / 1e6),
+            "input_count": s._in,
+            "output_count": output_count,
+            "params": self._safe(s._params) if s._params else {},
+            "reasoning": truncate(s._reasoning, _MAX_REASONING) if s._reasoning else None,
+            "reason_counts": dict(log.reason_counts) if log is not None else {},
+            "input": self._arguments(spec.fn, s._args, s._kwargs),
+            "output": self._preview(s._result) if s._result is not None else None,
+            "metadata": self._safe(s._metadata) if s._metadata else {},
+            "error": _error(s._error, s._traceback),
+            "detail": detail,
+            "candidates_total": log.total if log is not None else None,
+            "candidates_recorded": len(decisions),
+            "decisions": decisions,
+        }
+        return self._hook("step", item)

@@ -1,0 +1,749 @@
+"""Steps: the ``@step`` decorator / context manager and the ``Step`` object.
+
+This module is the hot path. A decorated call, when recording, does: one context read,
+one small object (``Step``, slotted), two clock reads, a context set/reset, ``len()`` of
+the first argument and of the result, and one ``deque.append`` (``client._submit``). No
+I/O, no lock held during I/O, no serialisation: the sender thread turns the ``Step`` into
+JSON later. When X-Ray is off the wrapper reads one attribute and calls through.
+
+A finished ``Step`` is handed to the sender as is; changing it after it ended (from a
+reference kept by user code) may or may not be reflected in what is sent.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncGenerator, Callable, Generator
+from time import perf_counter_ns
+from types import TracebackType
+from typing import Any, Literal, TypeVar, cast, overload
+
+from xray.sdk import _ids
+from xray.sdk._context import frame, resolve_default_client, runtime
+from xray.sdk._decisions import (
+    ACCEPTED,
+    REJECTED,
+    SCORED,
+    SELECTED,
+    DecisionLog,
+    KeySpec,
+    candidate_key,
+)
+from xray.sdk._guard import guarded, internal_error, warn_once
+from xray.sdk._run import NOOP_RUN, Run
+from xray.shared import DetailLevel, StepType
+
+__all__ = ["NOOP_STEP", "Step", "StepFactory", "current_run", "current_step", "step"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+RUNNING = "running"
+SUCCESS = "success"
+ERROR = "error"
+
+_STEP_TYPES = frozenset(t.value for t in StepType)
+_DETAILS = frozenset(d.value for d in DetailLevel)
+_AUTO: Any = object()  # "count the output automatically"
+_NO_RESULT: Any = object()  # a context-manager step has no return value
+_COLLECTIONS = (list, tuple, set, frozenset, dict)
+_sized: dict[type, bool] = {list: True, tuple: True, dict: True, set: True, str: False}
+_counter = _ids.counter
+_frame_get = frame.get
+_frame_set = frame.set
+_frame_reset = frame.reset
+
+
+def _count(value: Any) -> int | None:
+    """``len(value)`` for collections and anything sized, except text; else ``None``."""
+    kind = type(value)
+    sized = _sized.get(kind)
+    if sized is None:
+        sized = hasattr(kind, "__len__") and not issubclass(kind, str | bytes | bytearray)
+        if len(_sized) < 1000:
+            _sized[kind] = sized
+    if not sized:
+        return None
+    try:
+        return len(value)
+    except Exception:  # a user __len__ that raises is not our business
+        return None
+
+
+class _Spec:
+    """What a ``step(...)`` call fixed: name, type, key, detail, and how to read args."""
+
+    __slots__ = ("arg_index", "detail", "fn", "key", "name", "type")
+
+    def __init__(
+        self, name: str, type_: str, key: KeySpec, detail: str | None, fn: Any = None
+    ) -> None:
+        self.name = name
+        self.type = type_
+        self.key = key
+        self.detail = detail
+        self.fn = fn
+        self.arg_index = 0
+        code = getattr(fn, "__code__", None)
+        if code is not None and code.co_argcount > 0 and code.co_varnames[0] in ("self", "cls"):
+            self.arg_index = 1  # a method: count the first real argument, not self
+
+    def begin(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> Step | None:
+        """Open a step for this call, or ``None`` to call through unrecorded."""
+        try:
+            current = _frame_get()
+            kind = type(current)
+            if kind is Step:
+                return Step(self, current.run, current, args, kwargs)
+            if kind is Run:
+                return Step(self, current, None, args, kwargs)
+            if current is not None:
+                return None  # inside a run or step that is not recording
+            client = runtime.client if runtime.resolved else resolve_default_client()
+            if client is None or not client.enabled:
+                return None
+            if not client._sampled():
+                return NOOP_STEP  # an unsampled implicit run: its inner steps stay quiet
+            run = Run(client, self.name, implicit=True)
+            run._input_args = (self.fn, args, kwargs or {})
+            run._start()
+            return Step(self, run, None, args, kwargs)
+        except Exception as exc:
+            internal_error(exc)
+            return None
+
+
+class Step:
+    """One decision point in a run. Inside a step, get it with ``current_step()``.
+
+    Example:
+        >>> @step(type="filter", key="asin")
+        ... def price_filter(candidates, max_price):
+        ...     s = current_step()
+        ...     s.set_params(max_price=max_price)
+        ...     for c in candidates:
+        ...         if c["price"] > max_price:
+        ...             s.reject(c, reason="price_above_max", price=c["price"])
+        ...     return [c for c in candidates if c["price"] <= max_price]
+    """
+
+    __slots__ = (
+        "_args",
+        "_detail",
+        "_error",
+        "_id",
+        "_in",
+        "_kwargs",
+        "_log",
+        "_metadata",
+        "_name",
+        "_out",
+        "_owner",
+        "_params",
+        "_reasoning",
+        "_result",
+        "_snapshot",
+        "_spec",
+        "_status",
+        "_t0",
+        "_t1",
+        "_traceback",
+        "parent",
+        "run",
+        "seq",
+    )
+
+    #: False for the no-op step handed out when nothing is being recorded.
+    recording = True
+
+    def __init__(
+        self,
+        spec: _Spec,
+        run: Run,
+        parent: Step | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None,
+    ) -> None:
+        self._spec = spec
+        self.run = run
+        self.parent = parent
+        self.seq = next(run._seq)
+        self._id = _ids._prefix | next(_counter)
+        self._args = args
+        self._kwargs = kwargs
+        self._in = _count(args[spec.arg_index]) if len(args) > spec.arg_index else None
+        self._out = _AUTO
+        self._status = RUNNING
+        self._detail = spec.detail
+        self._name: str | None = None
+        self._params: dict[str, Any] | None = None
+        self._reasoning: str | None = None
+        self._metadata: dict[str, Any] | None = None
+        self._log: DecisionLog | None = None
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._traceback: TracebackType | None = None
+        self._snapshot: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
+        self._owner: tuple[StepFactory, Any] | None = None
+        self._t1 = 0
+        self._t0 = perf_counter_ns()
+
+    # -- what the user reads ---------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The step's client-generated UUID, as text."""
+        return _ids.uuid_text(self._id)
+
+    @property
+    def name(self) -> str:
+        return self._name or self._spec.name
+
+    @property
+    def type(self) -> str:
+        return self._spec.type
+
+    @property
+    def detail(self) -> str:
+        """``summary``, ``sampled`` or ``full``: how many decisions this step keeps."""
+        return self._detail or self.run._client._default_detail
+
+    @property
+    def input_count(self) -> int | None:
+        """How many candidates came in (default: ``len()`` of the first argument)."""
+        return self._in
+
+    @input_count.setter
+    def input_count(self, value: int | None) -> None:
+        self._in = value if value is None or (type(value) is int and value >= 0) else None
+
+    @property
+    def output_count(self) -> int | None:
+        """How many candidates went out (default: ``len()`` of the return value)."""
+        return None if self._out is _AUTO else self._out
+
+    @output_count.setter
+    def output_count(self, value: int | None) -> None:
+        self._out = value if value is None or (type(value) is int and value >= 0) else None
+
+    # -- what the user records -------------------------------------------------------
+
+    @guarded()
+    def set_params(self, **params: Any) -> None:
+        """Record the parameters the step ran with (thresholds, model, prompt version).
+
+        Example:
+            >>> current_step().set_params(max_price=60.0, model="gpt-4o-mini")
+        """
+        if self._params is None:
+            self._params = {}
+        self._params.update(params)
+
+    @guarded()
+    def set_reasoning(self, text: str) -> None:
+        """Record why the step decided what it did (an LLM's explanation, a rule).
+
+        Example:
+            >>> current_step().set_reasoning("Accessories are not competitors of stands.")
+        """
+        self._reasoning = text if isinstance(text, str) else repr(text)
+
+    @guarded()
+    def annotate(self, **metadata: Any) -> None:
+        """Attach free metadata to the step.
+
+        Example:
+            >>> current_step().annotate(cache_hit=True)
+        """
+        if self._metadata is None:
+            self._metadata = {}
+        self._metadata.update(metadata)
+
+    @guarded()
+    def set_input(self, value: Any) -> None:
+        """Give a context-manager step its input (counted and previewed like an argument).
+
+        Example:
+            >>> with step("rank", type="rank") as s:  # doctest: +SKIP
+            ...     s.set_input(candidates)
+        """
+        self._args = (value,)
+        self._kwargs = None
+        self._in = _count(value)
+
+    @guarded()
+    def set_output(self, value: Any) -> None:
+        """Give a context-manager step its output (counted and previewed like a result)."""
+        self._result = value
+        self._out = _count(value)
+
+    @guarded()
+    def rename(self, name: str) -> None:
+        """Change the step's name for this call (e.g. ``f"search:{keyword}"``)."""
+        self._name = str(name)
+
+    def accept(
+        self, item: Any, reason: str | None = None, score: float | None = None, **attrs: Any
+    ) -> None:
+        """Record that ``item`` passed this step.
+
+        Example:
+            >>> current_step().accept(c, reason="in_stock", score=0.9)
+        """
+        self._decide(item, ACCEPTED, reason, score, None, attrs)
+
+    def reject(self, item: Any, reason: str | None = None, **attrs: Any) -> None:
+        """Record that ``item`` was dropped here, and why (counted in ``reason_counts``).
+
+        Example:
+            >>> current_step().reject(c, reason="price_above_max", price=c["price"])
+        """
+        self._decide(item, REJECTED, reason, None, None, attrs)
+
+    def select(
+        self, item: Any, reason: str | None = None, score: float | None = None, **attrs: Any
+    ) -> None:
+        """Record that ``item`` was chosen.
+
+        Example:
+            >>> current_step().select(best, reason="top_rated")
+        """
+        self._decide(item, SELECTED, reason, score, None, attrs)
+
+    def score(self, item: Any, score: float, rank: int | None = None, **attrs: Any) -> None:
+        """Record the score (and rank) ``item`` got here.
+
+        Example:
+            >>> current_step().score(c, 0.82, rank=3)
+        """
+        self._decide(item, SCORED, None, score, rank, attrs)
+
+    def _decide(
+        self,
+        item: Any,
+        decision: str,
+        reason: str | None,
+        score: float | None,
+        rank: int | None,
+        attrs: dict[str, Any],
+    ) -> None:
+        try:
+            log = self._log
+            if log is None:
+                cfg = self.run._client._config
+                log = self._log = DecisionLog(
+                    self._detail or cfg.default_detail.value,
+                    cfg.max_decisions_per_step,
+                    cfg.rejected_samples_per_reason,
+                    self._spec.key is not None,
+                )
+            if reason is not None and type(reason) is not str:
+                reason = str(reason)
+            log.add(
+                candidate_key(item, self._spec.key),
+                decision,
+                reason,
+                score,
+                rank,
+                attrs or None,
+            )
+        except Exception as exc:
+            internal_error(exc)
+
+    # -- lifecycle (SDK internal) ----------------------------------------------------
+
+    def _end(self, result: Any) -> None:
+        self._t1 = perf_counter_ns()
+        try:
+            self._status = SUCCESS
+            if result is not _NO_RESULT:
+                self._result = result
+                if self._out is _AUTO:
+                    self._out = _count(result)
+            if self._spec.key is not None and self._args:
+                self._take_snapshot()
+            run = self.run
+            run._client._submit(self)
+            if run.implicit and self.parent is None:
+                run._end(None, self._result)
+        except Exception as exc:
+            internal_error(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        self._t1 = perf_counter_ns()
+        try:
+            self._status = ERROR
+            self._error = exc
+            self._traceback = exc.__traceback__
+            run = self.run
+            run._client._submit(self)
+            if run.implicit and self.parent is None:
+                run._end(exc)
+        except Exception as error:
+            internal_error(error)
+
+    def _take_snapshot(self) -> None:
+        # Inference runs later, in the sender thread: copy the two containers now (not
+        # their items) so a caller that mutates the list afterwards cannot change it.
+        inputs = (
+            self._args[self._spec.arg_index] if len(self._args) > self._spec.arg_index else None
+        )
+        outputs = self._result
+        if isinstance(inputs, _COLLECTIONS) and isinstance(outputs, _COLLECTIONS):
+            self._snapshot = (
+                tuple(inputs.values() if isinstance(inputs, dict) else inputs),
+                tuple(outputs.values() if isinstance(outputs, dict) else outputs),
+            )
+
+    def __repr__(self) -> str:
+        return f"<Step {self.name!r} type={self.type} {self._status}>"
+
+
+class _NoopStep(Step):
+    """Stands in for a step when nothing is recorded, so user code never needs an ``if``."""
+
+    __slots__ = ()
+    recording = False
+
+    def __init__(self) -> None:
+        self._spec = _Spec("noop", "custom", None, None)
+        self.run = NOOP_RUN
+        self.parent = None
+        self.seq = 0
+        self._id = 0
+        self._in = None
+        self._out = None
+        self._name = None
+        self._detail = DetailLevel.SUMMARY.value
+
+    @property
+    def detail(self) -> str:
+        return DetailLevel.SUMMARY.value
+
+    def set_params(self, **params: Any) -> None:
+        return None
+
+    def set_reasoning(self, text: str) -> None:
+        return None
+
+    def annotate(self, **metadata: Any) -> None:
+        return None
+
+    def set_input(self, value: Any) -> None:
+        return None
+
+    def set_output(self, value: Any) -> None:
+        return None
+
+    def rename(self, name: str) -> None:
+        return None
+
+    def _decide(self, *args: Any) -> None:
+        return None
+
+    def _end(self, result: Any) -> None:
+        return None
+
+    def _fail(self, exc: BaseException) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "<Step (not recording)>"
+
+
+NOOP_STEP: Step = _NoopStep()
+
+
+def current_step() -> Step:
+    """The innermost active step, or a no-op step when there is none or X-Ray is off.
+
+    Example:
+        >>> current_step().set_params(threshold=0.5)  # never needs an ``if``
+    """
+    current = _frame_get()
+    return current if isinstance(current, Step) else NOOP_STEP
+
+
+def current_run() -> Run:
+    """The active run, or a no-op run when there is none or X-Ray is off.
+
+    Example:
+        >>> current_run().annotate(seller=7)
+    """
+    current = _frame_get()
+    if isinstance(current, Step):
+        return current.run
+    return current if isinstance(current, Run) else NOOP_RUN
+
+
+class StepFactory:
+    """What ``step(...)`` returns: a decorator and a (sync or async) context manager."""
+
+    __slots__ = ("_spec",)
+
+    def __init__(self, spec: _Spec) -> None:
+        self._spec = spec
+
+    def __call__(self, fn: F) -> F:
+        spec = self._spec
+        if spec.fn is None:
+            name = spec.name or getattr(fn, "__name__", None) or "step"
+            spec = _Spec(name, spec.type, spec.key, spec.detail, fn)
+        if inspect.isasyncgenfunction(fn):
+            return cast(F, _wrap_async_generator(fn, spec))
+        if inspect.isgeneratorfunction(fn):
+            return cast(F, _wrap_generator(fn, spec))
+        if inspect.iscoroutinefunction(fn):
+            return cast(F, _wrap_coroutine(fn, spec))
+        return cast(F, _wrap_function(fn, spec))
+
+    def __enter__(self) -> Step:
+        if not self._spec.name:  # a block needs a name; "step" beats failing
+            self._spec.name = "step"
+        s = self._spec.begin((), None) if runtime.recording or not runtime.resolved else None
+        if s is None:
+            return NOOP_STEP
+        s._owner = (self, _frame_set(s))
+        return s
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        try:
+            current = _frame_get()
+            owner = getattr(current, "_owner", None)
+            if owner is None or owner[0] is not self:
+                return False
+            current._owner = None
+            _frame_reset(owner[1])
+            if exc is None:
+                current._end(_NO_RESULT)
+            else:
+                current._fail(exc)
+        except Exception as error:
+            internal_error(error)
+        return False  # the user's exception propagates unchanged
+
+    async def __aenter__(self) -> Step:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)
+
+
+def _wrap_function(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
+    begin = spec.begin
+
+    @functools.wraps(fn)
+    def step_wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not runtime.recording and runtime.resolved:
+            return fn(*args, **kwargs)
+        s = begin(args, kwargs)
+        if s is None:
+            return fn(*args, **kwargs)
+        token = _frame_set(s)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            _frame_reset(token)
+            s._fail(exc)
+            raise
+        _frame_reset(token)
+        s._end(result)
+        return result
+
+    return step_wrapper
+
+
+def _wrap_coroutine(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
+    begin = spec.begin
+
+    @functools.wraps(fn)
+    async def step_wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not runtime.recording and runtime.resolved:
+            return await fn(*args, **kwargs)
+        s = begin(args, kwargs)
+        if s is None:
+            return await fn(*args, **kwargs)
+        token = _frame_set(s)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            _frame_reset(token)
+            s._fail(exc)
+            raise
+        _frame_reset(token)
+        s._end(result)
+        return result
+
+    return step_wrapper
+
+
+def _wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], spec: _Spec) -> Callable[..., Any]:
+    begin = spec.begin
+
+    @functools.wraps(fn)
+    def step_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        s = None if not runtime.recording and runtime.resolved else begin(args, kwargs)
+        if s is None:
+            return (yield from fn(*args, **kwargs))
+        # Drive the generator by hand so the step is current only while *its* code runs,
+        # not while the consumer holds a yielded value.
+        token = _frame_set(s)
+        try:
+            gen = fn(*args, **kwargs)
+        finally:
+            _frame_reset(token)
+        produced = 0
+        method: Callable[[Any], Any] = gen.send
+        arg: Any = None
+        while True:
+            token = _frame_set(s)
+            try:
+                value = method(arg)
+            except StopIteration as stop:
+                _frame_reset(token)
+                if s._out is _AUTO:
+                    s._out = produced
+                s._end(_NO_RESULT)
+                return stop.value
+            except BaseException as exc:
+                _frame_reset(token)
+                s._fail(exc)
+                raise
+            _frame_reset(token)
+            produced += 1
+            try:
+                arg = yield value
+                method = gen.send
+            except GeneratorExit:
+                # The consumer stopped early: close the inner generator, end the step.
+                token = _frame_set(s)
+                try:
+                    gen.close()
+                finally:
+                    _frame_reset(token)
+                if s._out is _AUTO:
+                    s._out = produced
+                s._end(_NO_RESULT)
+                raise
+            except BaseException as exc:
+                method, arg = gen.throw, exc
+
+    return step_wrapper
+
+
+def _wrap_async_generator(
+    fn: Callable[..., AsyncGenerator[Any, Any]], spec: _Spec
+) -> Callable[..., Any]:
+    begin = spec.begin
+
+    @functools.wraps(fn)
+    async def step_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        s = None if not runtime.recording and runtime.resolved else begin(args, kwargs)
+        agen = fn(*args, **kwargs)
+        if s is None:
+            async for item in agen:  # passes values through; no send/throw when off
+                yield item
+            return
+        produced = 0
+        method: Callable[[Any], Any] = agen.asend
+        arg: Any = None
+        while True:
+            token = _frame_set(s)
+            try:
+                value = await method(arg)
+            except StopAsyncIteration:
+                _frame_reset(token)
+                if s._out is _AUTO:
+                    s._out = produced
+                s._end(_NO_RESULT)
+                return
+            except BaseException as exc:
+                _frame_reset(token)
+                s._fail(exc)
+                raise
+            _frame_reset(token)
+            produced += 1
+            try:
+                arg = yield value
+                method = agen.asend
+            except GeneratorExit:
+                token = _frame_set(s)
+                try:
+                    await agen.aclose()
+                finally:
+                    _frame_reset(token)
+                if s._out is _AUTO:
+                    s._out = produced
+                s._end(_NO_RESULT)
+                raise
+            except BaseException as exc:
+                method, arg = agen.athrow, exc
+
+    return step_wrapper
+
+
+@overload
+def step(name: F, *, type: str = ..., key: KeySpec = ..., detail: str | None = ...) -> F: ...
+
+
+@overload
+def step(
+    name: str | None = None,
+    *,
+    type: str = "custom",
+    key: KeySpec = None,
+    detail: str | None = None,
+) -> StepFactory: ...
+
+
+def step(
+    name: Any = None,
+    *,
+    type: str = "custom",
+    key: KeySpec = None,
+    detail: str | None = None,
+) -> Any:
+    """Mark a decision point: decorate a function (sync, async, generator) or open a block.
+
+    ``type`` is one of the fixed vocabulary (``llm``, ``retrieval``, ``filter``, ``rank``,
+    ``select``, ``transform``, ``classify``, ``generate``, ``evaluate``, ``custom``);
+    ``key`` names each candidate (a field name, attribute name or callable) and turns on
+    decision inference; ``detail`` overrides the configured ``summary``/``sampled``/``full``.
+
+    Example:
+        >>> @step(type="filter", key="asin")
+        ... def in_stock(candidates):
+        ...     return [c for c in candidates if c["stock"] > 0]
+        >>> with step("rerank", type="rank") as s:  # doctest: +SKIP
+        ...     s.set_params(model="cross-encoder")
+    """
+    type_ = _checked(type, _STEP_TYPES, "type", "custom")
+    detail_ = _checked(detail, _DETAILS, "detail", None) if detail is not None else None
+    if callable(name) and not isinstance(name, str):  # bare @step
+        return StepFactory(_Spec("", type_, key, detail_))(name)
+    return StepFactory(_Spec(str(name) if name else "", type_, key, detail_))
+
+
+def _checked(value: Any, allowed: frozenset[str], what: str, fallback: str | None) -> Any:
+    text = getattr(value, "value", value)
+    if isinstance(text, str) and text in allowed:
+        return text
+    warn_once(
+        f"bad-{what}-{text!r}",
+        "xray: step %s %r is not one of %s; using %r",
+        what,
+        value,
+        ", ".join(sorted(allowed)),
+        fallback,
+    )
+    return fallback
