@@ -44,6 +44,16 @@ function matchRoute(parts) {
   return null;
 }
 
+function recoveryLinks() {
+  return h(
+    "p",
+    { class: "recovery" },
+    h("button", { class: "btn", type: "button", text: "← Back", on: { click: () => history.back() } }),
+    h("a", { class: "btn", href: "#/runs", text: "All runs" }),
+    h("button", { class: "btn btn-quiet", type: "button", text: "Retry", on: { click: () => route() } }),
+  );
+}
+
 function renderSession() {
   clear(sessionBox);
   const key = getKey();
@@ -131,7 +141,7 @@ async function route() {
     a.classList.toggle("active", Boolean(match) && a.dataset.nav === match.nav);
   }
   if (!match) {
-    clear(root).append(errorBox({ title: "Page not found", message: `There is no page at #${parts.join("/")}.` }));
+    clear(root).append(errorBox({ title: "Page not found", message: `There is no page at #${parts.join("/")}.` }), recoveryLinks());
     return;
   }
   // Re-rendering the same page (a filter, a step opened) keeps the old content visible,
@@ -154,8 +164,8 @@ async function route() {
       renderLogin(getKey() ? "The stored API key was not accepted. Sign in again." : "");
       return;
     }
-    console.error(e);
-    clear(root).append(errorBox(e instanceof ApiError ? e : { title: "The page failed to render", message: String(e) }));
+    if (!(e instanceof ApiError)) console.error(e);
+    clear(root).append(errorBox(e instanceof ApiError ? e : { title: "The page failed to render", message: String(e) }), recoveryLinks());
   } finally {
     if (ctx.isCurrent()) root.removeAttribute("aria-busy");
   }

@@ -14,6 +14,7 @@ import {
   runLink,
   shortId,
   typeChip,
+  plural,
 } from "./lib.js";
 import { attributesText } from "./run.js";
 
@@ -141,7 +142,7 @@ function acrossRuns(key, page, cursor, runId) {
       count: page.items.length,
       nextCursor: page.next_cursor,
       hasPrev: Boolean(cursor),
-      label: `${groups.length} runs on this page`,
+      label: `${plural(groups.length, "run")} on this page${page.next_cursor ? "; more on the next page" : ""}`,
       onFirst: () => (location.hash = hashUrl(`/candidates/${enc(key)}`, { run: runId })),
       onNext: () => (location.hash = hashUrl(`/candidates/${enc(key)}`, { run: runId, cursor: page.next_cursor })),
     }),

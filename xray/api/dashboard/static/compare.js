@@ -105,7 +105,18 @@ export async function renderCompare(ctx) {
     h(
       "thead",
       {},
-      h("tr", {}, h("th", { text: "Step" }), h("th", { class: "num", text: "A: in → out" }), h("th", { class: "num", text: "A elim." }), h("th", { class: "num", text: "B: in → out" }), h("th", { class: "num", text: "B elim." }), h("th", { text: "Params that differ" }), h("th", { text: "Kept only in A" }), h("th", { text: "Kept only in B" })),
+      h(
+        "tr",
+        {},
+        h("th", { class: "c-step", text: "Step" }),
+        h("th", { class: "num c-count", text: "A: in → out" }),
+        h("th", { class: "num c-elim", text: "A elim." }),
+        h("th", { class: "num c-count", text: "B: in → out" }),
+        h("th", { class: "num c-elim", text: "B elim." }),
+        h("th", { class: "c-params", text: "Params that differ" }),
+        h("th", { class: "c-kept", text: "Kept only in A" }),
+        h("th", { class: "c-kept", text: "Kept only in B" }),
+      ),
     ),
   );
   const body = h("tbody");
@@ -127,15 +138,20 @@ export async function renderCompare(ctx) {
         h("td", { class: "num", text: row.a ? fmtElimination(row.a) : "" }),
         h("td", { class: "num", text: row.b ? `${fmtInt(row.b.input_count)} → ${fmtInt(row.b.output_count)}` : "missing" }),
         h("td", { class: "num", text: row.b ? fmtElimination(row.b) : "" }),
-        h("td", { class: "param-diff" }, diff.length ? diff.map(([k, va, vb]) => h("div", {}, h("span", { class: "mono", text: k }), ": ", h("span", { class: "val-a mono", text: va === undefined ? "∅" : preview(va, 40) }), " → ", h("span", { class: "val-b mono", text: vb === undefined ? "∅" : preview(vb, 40) }))) : h("span", { class: "muted", text: "same" })),
+        h("td", { class: "param-diff" }, diff.length ? diff.map(([k, va, vb]) => paramChange(k, va, vb)) : h("span", { class: "muted", text: "same" })),
         onlyA,
         onlyB,
       ),
     );
   }
+  const first = rows.find((r) => !r.a || !r.b || r.a.input_count !== r.b.input_count || r.a.output_count !== r.b.output_count || paramDiff(r.a.params, r.b.params).length);
+  const summary = first
+    ? h("p", { class: "divergence", id: "first-divergence" }, "First difference at ", h("strong", { text: (first.a || first.b).name }), `: ${describe(first.a)} in A, ${describe(first.b)} in B.`)
+    : h("p", { class: "divergence same", id: "first-divergence", text: "Every step has the same counts and parameters in both runs." });
   clear(root).append(
     head,
     h("div", { class: "two-col" }, runCard("A", a), runCard("B", b)),
+    summary,
     h("section", { class: "card" }, h("div", { class: "section-head" }, h("h2", { text: "Step by step" }), h("span", { class: "muted", text: "Rows that differ are highlighted. “Kept” means accepted or selected in that run's recorded decisions." })), table),
   );
   // Candidate differences need the decisions endpoint: fill them in as they arrive.
@@ -161,12 +177,38 @@ export async function renderCompare(ctx) {
   );
 }
 
+/** One differing parameter; lists show what B added and dropped rather than two blobs. */
+function paramChange(key, va, vb) {
+  const name = h("span", { class: "mono", text: key });
+  if (Array.isArray(va) && Array.isArray(vb)) {
+    const sa = new Set(va.map((v) => JSON.stringify(v)));
+    const sb = new Set(vb.map((v) => JSON.stringify(v)));
+    const added = vb.filter((v) => !sa.has(JSON.stringify(v)));
+    const dropped = va.filter((v) => !sb.has(JSON.stringify(v)));
+    if (!added.length && !dropped.length) return h("div", {}, name, h("span", { class: "muted", text: ": same items, different order" }));
+    return h(
+      "div",
+      {},
+      name,
+      ": ",
+      added.map((v) => h("span", { class: "val-added mono", text: `+ ${preview(v, 60)}` })),
+      dropped.map((v) => h("span", { class: "val-dropped mono", text: `− ${preview(v, 60)}` })),
+    );
+  }
+  return h("div", {}, name, ": ", h("span", { class: "val-a mono", text: va === undefined ? "∅" : preview(va, 120) }), " → ", h("span", { class: "val-b mono", text: vb === undefined ? "∅" : preview(vb, 120) }));
+}
+
+function describe(step) {
+  if (!step) return "missing";
+  return `${fmtInt(step.input_count)} → ${fmtInt(step.output_count)}`;
+}
+
 function fillKept(cell, keys, runId, partial) {
   if (!keys.length) {
     cell.append(h("span", { class: "muted", text: "none" }));
     return;
   }
-  const shown = keys.slice(0, 8);
+  const shown = keys.slice(0, 6);
   cell.append(
     h(
       "span",

@@ -57,6 +57,11 @@ export function fmtInt(n) {
   return n === null || n === undefined ? "—" : numberFormat.format(n);
 }
 
+/** "1 run", "2 runs", "1,204 decisions". */
+export function plural(n, word) {
+  return `${fmtInt(n)} ${word}${n === 1 ? "" : "s"}`;
+}
+
 export function fmtPct(rate, digits = 1) {
   if (rate === null || rate === undefined) return "—";
   return `${(rate * 100).toFixed(digits)}%`;
@@ -98,7 +103,7 @@ export function preview(value, max = 90) {
   else if (typeof value === "object" && !Array.isArray(value)) {
     // A flat record reads better as "key: value · key: value" than as JSON.
     s = Object.entries(value)
-      .map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`)
+      .map(([k, v]) => `${k}: ${briefValue(v)}`)
       .join(" · ");
   } else {
     try {
@@ -108,6 +113,22 @@ export function preview(value, max = 90) {
     }
   }
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+// A nested record is named by its most human field when it has one ({title: ...}).
+const NAME_FIELDS = ["title", "name", "label", "id", "key"];
+function briefValue(v) {
+  if (typeof v === "string") return v;
+  if (v && typeof v === "object" && !Array.isArray(v)) {
+    const name = NAME_FIELDS.find((f) => typeof v[f] === "string" || typeof v[f] === "number");
+    if (name) return String(v[name]);
+  }
+  if (Array.isArray(v)) return v.map((item) => briefValue(item)).join(", ");
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return String(v);
+  }
 }
 
 export function pretty(value) {
@@ -279,7 +300,7 @@ export function pager({ count, nextCursor, hasPrev, onFirst, onNext, label }) {
   return h(
     "div",
     { class: "pager" },
-    h("span", { class: "muted", text: label ?? `${fmtInt(count)} shown` }),
+    h("span", { class: "muted", id: "pager-label", text: label ?? `${fmtInt(count)} shown` }),
     h("span", { class: "spacer" }),
     h("button", { class: "btn", type: "button", disabled: !hasPrev, on: { click: onFirst }, text: "« First page" }),
     h("button", { class: "btn", type: "button", disabled: !nextCursor, on: { click: onNext }, text: "Next page ›" }),

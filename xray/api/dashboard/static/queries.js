@@ -14,6 +14,7 @@ import {
   shortId,
   statusBadge,
   typeChip,
+  plural,
 } from "./lib.js";
 import { elimClass, fmtElimination } from "./run.js";
 import { STATUSES, STEP_TYPES, field, pipelineOptions, select } from "./runs.js";
@@ -88,7 +89,7 @@ export async function renderQueries(ctx) {
       count: page.items.length,
       nextCursor: page.next_cursor,
       hasPrev: Boolean(cursor),
-      label: `${fmtInt(page.items.length)} steps on this page${page.next_cursor ? "; more below" : ""}`,
+      label: `${plural(page.items.length, "step")} on this page${page.next_cursor ? "; more on the next page" : ""}`,
       onFirst: () => (location.hash = hashUrl("/steps", base)),
       onNext: () => (location.hash = hashUrl("/steps", { ...base, cursor: page.next_cursor })),
     }),

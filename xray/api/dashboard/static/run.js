@@ -24,6 +24,7 @@ import {
   shortId,
   statusBadge,
   typeChip,
+  plural,
 } from "./lib.js";
 
 export const DECISIONS = ["accepted", "rejected", "selected", "scored"];
@@ -336,7 +337,7 @@ async function fillDecisions(box, run, step, params, reasons, stepUrl, ctx) {
       count: page.items.length,
       nextCursor: page.next_cursor,
       hasPrev: Boolean(cursor),
-      label: `${fmtInt(page.items.length)} decisions on this page`,
+      label: `${plural(page.items.length, "decision")} on this page${page.next_cursor ? "; more on the next page" : ""}`,
       onFirst: () => (location.hash = stepUrl({ decision, reason, cand })),
       onNext: () => (location.hash = stepUrl({ decision, reason, cand, dcursor: page.next_cursor })),
     }),

@@ -15,6 +15,7 @@ import {
   preview,
   shortId,
   statusBadge,
+  plural,
 } from "./lib.js";
 
 export const STEP_TYPES = ["llm", "retrieval", "filter", "rank", "select", "transform", "classify", "generate", "evaluate", "custom"];
@@ -110,7 +111,7 @@ export async function renderRuns(ctx) {
       count: page.items.length,
       nextCursor: page.next_cursor,
       hasPrev: Boolean(params.get("cursor")),
-      label: `${fmtInt(page.items.length)} runs on this page${page.next_cursor ? "; more below" : ""}`,
+      label: `${plural(page.items.length, "run")} on this page${page.next_cursor ? "; more on the next page" : ""}`,
       onFirst: () => (location.hash = hashUrl("/runs", base)),
       onNext: () => (location.hash = hashUrl("/runs", { ...base, cursor: page.next_cursor })),
     }),
