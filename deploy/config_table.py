@@ -32,16 +32,16 @@ MEANINGS: dict[str, str] = {
     "sdk.rejected_samples_per_reason": "At `sampled`: rejected candidates kept per reason.",
     "sdk.max_preview_bytes": "Size cap of each input/output/params preview.",
     "sdk.sample_rate": "Fraction of runs recorded, 0.0 to 1.0.",
-    "sdk.redact_keys": "Keys whose values are replaced by `[redacted]` in anything recorded.",
+    "sdk.redact_keys": "Keys whose values are replaced by `[REDACTED]` in anything recorded.",
     "sdk.compress": "gzip request bodies.",
     "api.database_url": "SQLAlchemy URL of the store; plain `postgresql://` and `sqlite://` are switched to the async drivers.",
-    "api.debug": "Verbose logs and error details; never in production.",
+    "api.debug": "Debug logging and tracebacks in error answers; never in production.",
     "api.host": "Interface to listen on (`0.0.0.0` in a container).",
     "api.port": "TCP port.",
     "api.api_keys": "Accepted keys; empty = no authentication. Keys from `xray keys create` are accepted too.",
     "api.max_body_bytes": "Largest request body, after gzip decompression (413 above).",
     "api.run_migrations": "Migrate the database at start-up; `false` where a Job runs `xray db upgrade`.",
-    "api.retention_days": "Delete runs older than this many days; `null` keeps everything.",
+    "api.retention_days": "Delete runs (with their steps and decisions) started more than this many days ago, checked hourly; `null` keeps everything.",
 }
 
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (("sdk", SDKConfig), ("api", APIConfig))
