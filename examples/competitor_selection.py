@@ -262,13 +262,16 @@ class FakeLLM:
             )
         return chosen, reasoning
 
-    def relevance(self, product: Product, candidate: Product, keywords: list[str]) -> float:
-        # Judges the candidate's title against the keywords, as a prompt built from
-        # them would: a title that matches any keyword looks relevant.
+    def relevance(self, candidate: Product, keywords: list[str]) -> tuple[float, str]:
+        """How well the candidate fits the search intent, and the keyword it fits best.
+
+        The prompt is built from the keywords, not from the product: a title that matches
+        any keyword reads as relevant.
+        """
         title = _tokens(candidate["title"])
-        best = max(len(_tokens(k) & title) / len(_tokens(k)) for k in keywords)
-        noise = self.rng.uniform(-0.15, 0.15) * self.temperature
-        return round(max(0.0, min(1.0, 0.15 + 0.75 * best + noise)), 3)
+        fit, keyword = max((len(_tokens(k) & title) / len(_tokens(k)), k) for k in keywords)
+        noise = self.rng.gauss(0, 0.1) * self.temperature / 0.7
+        return round(max(0.0, min(1.0, 0.5 + 0.4 * fit + noise)), 3), keyword
 
 
 @step(type="llm")
@@ -371,16 +374,16 @@ def relevance_check(
 ) -> list[Product]:
     """Ask the model whether each candidate is a real alternative to the product."""
     s = current_step()
-    s.set_params(model=llm.model, threshold=threshold, prompt_version="rel-v2")
+    s.set_params(model=llm.model, threshold=threshold, prompt_version="rel-v2", judged_against="keywords")
     kept = []
     for c in candidates:
-        score = llm.relevance(product, c, keywords)
+        score, keyword = llm.relevance(c, keywords)
         c = {**c, "relevance": score}
         if score >= threshold:
-            s.accept(c, reason="relevant", score=score)
+            s.accept(c, reason="relevant", score=score, best_keyword=keyword)
             kept.append(c)
         else:
-            s.reject(c, reason="not_relevant", relevance=score)
+            s.reject(c, reason="not_relevant", relevance=score, best_keyword=keyword)
     s.set_reasoning(
         f"Judged {len(candidates)} candidates against the keywords "
         f"{', '.join(repr(k) for k in keywords)}; {len(kept)} read as the same kind of "
@@ -451,10 +454,10 @@ def find_competitor(
         candidates = price_filter(
             candidates, round(product["price"] * 0.5, 2), round(product["price"] * 2, 2)
         )
-        candidates = rating_filter(candidates, 4.0)
-        candidates = review_count_filter(candidates, 100)
+        candidates = rating_filter(candidates, 4.3)
+        candidates = review_count_filter(candidates, 500)
         candidates = category_filter(candidates, product["category"], category_match_level)
-        candidates = relevance_check(candidates, product, keywords, llm, threshold=0.7)
+        candidates = relevance_check(candidates, product, keywords, llm, threshold=0.8)
         ranked = rank_candidates(candidates)
         chosen = select_competitor(ranked)
         competitor = chosen[0] if chosen else None

@@ -158,6 +158,9 @@ def run_demos(
         sample_rate=1.0,
         buffer_size=100_000,
         flush_interval=0.5,
+        # Leave the process's default client alone: a test or a notebook calling this
+        # keeps its own X-Ray configuration.
+        set_default=False,
     )
     rng = random.Random(seed)
     catalogue = competitors.build_catalogue()
@@ -495,6 +498,7 @@ def _terminate_on_sigterm() -> Iterator[None]:
 
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO, *, api_key: str | None) -> int:
     if args.url:
+        _check_reachable(args.url, api_key)
         summary = run_demos(
             args.url,
             api_key=api_key,
@@ -555,6 +559,14 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO, *, api_key: str
             return 0
         finally:
             server.stop()
+
+
+def _check_reachable(base_url: str, api_key: str | None) -> None:
+    """Fail before running anything when the server is down or refuses our key."""
+    from xray.cli._http import ApiClient
+
+    with ApiClient(base_url, api_key=api_key) as api:
+        api.get("/runs", {"limit": 1})
 
 
 def _check_loaded(summary: DemoSummary, api_key: str | None) -> None:

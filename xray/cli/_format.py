@@ -94,7 +94,10 @@ def flow(step: dict[str, Any]) -> str:
 
 
 def rate(value: Any) -> str:
-    return "-" if value is None else f"{float(value) * 100:.1f}%"
+    """An elimination rate as a percentage; a step that grew its input has none."""
+    if value is None or float(value) < 0:
+        return "-"
+    return f"{float(value) * 100:.1f}%"
 
 
 def duration(ms: Any) -> str:

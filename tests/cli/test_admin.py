@@ -1,0 +1,58 @@
+"""``xray db upgrade`` and ``xray keys`` act on the server's database; keys then gate the API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests._servers import api_server
+from tests.cli.conftest import run_cli, run_xray_process
+
+pytestmark = pytest.mark.slow
+
+
+def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    first = run_xray_process("db", "upgrade", "--database-url", url)
+    assert first.code == 0, first.err
+    assert "latest schema" in first.out
+    assert (tmp_path / "fresh.db").stat().st_size > 0
+    assert run_xray_process("db", "upgrade", "--database-url", url).code == 0
+
+
+def test_db_upgrade_on_an_unreachable_database_is_one_line() -> None:
+    result = run_xray_process(
+        "db", "upgrade", "--database-url", "postgresql+asyncpg://nobody@127.0.0.1:1/none"
+    )
+    assert result.code == 1
+    assert "Traceback" not in result.err
+    assert result.err.startswith("xray: database upgrade failed")
+
+
+def test_keys_create_list_revoke_and_the_server_enforces_them(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"
+    assert run_cli("db", "upgrade", "--database-url", url).code == 0
+    created = run_cli("keys", "create", "--name", "ci", "--json", "--database-url", url)
+    assert created.code == 0, created.err
+    key = json.loads(created.out)
+    listed = json.loads(run_cli("keys", "list", "--json", "--database-url", url).out)
+    assert [k["id"] for k in listed] == [key["id"]]
+    assert key["key"] not in json.dumps(listed)
+
+    with api_server(url, workdir=tmp_path / "srv") as server:
+        assert run_cli("runs", url=server.base_url).code == 4
+        assert run_cli("runs", url=server.base_url, api_key=key["key"]).code == 0
+        revoked = run_cli("keys", "revoke", key["id"], "--database-url", url)
+        assert revoked.code == 0, revoked.err
+    assert run_cli("keys", "revoke", key["id"], "--database-url", url).code == 5
+    table = run_cli("keys", "list", "--database-url", url)
+    assert key["id"] in table.out
+
+
+def test_serve_with_an_invalid_config_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "cwd" / "xray.config.yaml").write_text("api:\n  port: -5\n")
+    result = run_cli("serve")
+    assert result.code == 1
+    assert "api.port" in result.err
