@@ -199,3 +199,13 @@ def test_config_table_script_prints_the_markdown_table() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == _config_table().markdown()
     assert re.search(r"^\| `api\.port` \| `XRAY_PORT` \| `8000` \|", result.stdout, re.M)
+
+
+def test_yamllint_accepts_the_example() -> None:
+    config = "{extends: default, rules: {line-length: {max: 100}, document-start: disable}}"
+    result = subprocess.run(
+        [sys.executable, "-m", "yamllint", "-f", "parsable", "-d", config, str(CONFIG_EXAMPLE)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
