@@ -50,8 +50,17 @@ def sdk_info() -> dict[str, Any]:
     }
 
 
+_last_second: list[Any] = [None, ""]
+
+
 def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
+    """ISO-8601 UTC with microseconds; the date-time part is cached per second."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    cached = _last_second  # one thread (the sender) calls this; a race only misses the cache
+    if cached[0] != seconds:
+        text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        cached[0], cached[1] = seconds, text
+    return f"{cached[1]}.{fraction // 1000:06d}+00:00"
 
 
 def _error(exc: BaseException | None, tb: TracebackType | None) -> dict[str, Any] | None:

@@ -46,6 +46,7 @@ MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 60.0
 BASE_BACKOFF = 0.5
 _MAX_RESPONSE_BYTES = 64 * 1024
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 class Response(NamedTuple):
@@ -321,8 +322,7 @@ class Sender:
             if data is None:
                 self._counters.drop("redacted")
                 return
-            body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-            out.append(_Part(kind, body.encode("utf-8")))
+            out.append(_Part(kind, _compact.encode(data).encode("utf-8")))
         except Exception as exc:
             internal_error(exc)
             warn_once("encode", "xray: could not encode a %s; it was dropped: %r", kind[:-1], exc)

@@ -21,6 +21,7 @@ import dataclasses
 import datetime as _dt
 import decimal
 import enum
+import itertools
 import json
 import math
 import uuid
@@ -29,11 +30,24 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
 
-__all__ = ["REDACTED", "Redactor", "json_safe", "preview", "truncate"]
+__all__ = [
+    "PREVIEW_DEPTH",
+    "PREVIEW_ITEMS",
+    "REDACTED",
+    "Redactor",
+    "json_safe",
+    "preview",
+    "truncate",
+]
 
 REDACTED = "[REDACTED]"
 _MAX_DEPTH = 6
+#: A preview shows the first few items of a collection, a few levels deep ("small").
+PREVIEW_ITEMS = 5
+PREVIEW_DEPTH = 4
 _SCALARS = (str, int, float, bool, type(None))
+# Built once: json.dumps with options builds a new encoder on every call.
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def truncate(text: str, limit: int) -> str:
@@ -87,7 +101,7 @@ def json_safe(
     redactor: Redactor | None = None,
     max_items: int = 50,
     max_str: int = 2000,
-    _depth: int = 0,
+    max_depth: int = _MAX_DEPTH,
 ) -> Any:
     """Return a JSON-encodable copy of ``value``, bounded and with secrets redacted.
 
@@ -97,93 +111,133 @@ def json_safe(
         ...           redactor=Redactor(["password"]))
         {'when': '2026-01-02', 'tags': ['a'], 'password': '[REDACTED]'}
     """
-    if isinstance(value, str):
-        return truncate(value, max_str)
-    if value is None or isinstance(value, bool | int):
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63:
-            return str(value)  # JSON readers (and PostgreSQL) stop at 64 bits
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if _depth >= _MAX_DEPTH:
-        return _bounded_repr(value, min(max_str, 200))
-    kw: dict[str, Any] = {
-        "redactor": redactor,
-        "max_items": max_items,
-        "max_str": max_str,
-        "_depth": _depth + 1,
-    }
-    if isinstance(value, Mapping):
+    return _Converter(redactor, max_items, max_str, max_depth).convert(value, 0)
+
+
+class _Converter:
+    # One object per conversion so the recursion passes two arguments, not five: this
+    # runs for every preview the sender renders.
+    __slots__ = ("max_depth", "max_items", "max_str", "redactor", "size")
+
+    def __init__(
+        self, redactor: Redactor | None, max_items: int, max_str: int, max_depth: int
+    ) -> None:
+        self.redactor = redactor
+        self.max_items = max_items
+        self.max_str = max_str
+        self.max_depth = max_depth
+        # An upper estimate of the JSON size, so that a small preview needs no encoding
+        # to be measured. Characters count one byte (ensure_ascii=False keeps them).
+        self.size = 0
+
+    def convert(self, value: Any, depth: int) -> Any:
+        kind = type(value)
+        if kind is str:
+            self.size += len(value) + 2
+            return value if len(value) <= self.max_str else truncate(value, self.max_str)
+        if value is None or kind is bool:
+            self.size += 5
+            return value
+        if kind is int:
+            self.size += 20
+            return value if -(2**63) <= value < 2**63 else str(value)
+        if kind is float:
+            self.size += 24
+            return value if math.isfinite(value) else str(value)
+        self.size += 2
+        if depth >= self.max_depth:
+            return _bounded_repr(value, min(self.max_str, 200))
+        if kind is dict:
+            return self._mapping(value, depth)
+        if kind is list or kind is tuple:
+            return self._sequence(value, depth)
+        return self._other(value, depth)
+
+    def _mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for i, (k, v) in enumerate(value.items()):
-            if i >= max_items:
-                out["..."] = f"{len(value) - max_items} more"
+        redactor = self.redactor
+        secrets = redactor._cache if redactor is not None else None
+        limit = self.max_items
+        convert = self.convert
+        depth += 1
+        n = 0
+        for k, v in value.items():
+            if n >= limit:
+                out["..."] = f"{len(value) - limit} more"
                 break
+            n += 1
             key = (
                 k
-                if isinstance(k, str)
-                else _bounded_repr(k, 200)
-                if not isinstance(k, _SCALARS)
+                if type(k) is str
                 else str(k)
+                if isinstance(k, _SCALARS)
+                else _bounded_repr(k, 200)
             )
-            if redactor is not None and redactor.is_secret(key):
-                out[key] = REDACTED
-            else:
-                out[key] = json_safe(v, **kw)
+            self.size += len(key) + 4
+            if secrets is not None:
+                secret = secrets.get(key)
+                if secret is None:
+                    secret = redactor.is_secret(key)  # type: ignore[union-attr]
+                if secret:
+                    out[key] = REDACTED
+                    continue
+            out[key] = convert(v, depth)
         return out
-    if isinstance(value, list | tuple | deque):
-        items = [json_safe(v, **kw) for v in _head(value, max_items)]
-        if len(value) > max_items:
-            items.append(f"... {len(value) - max_items} more")
+
+    def _sequence(self, value: Any, depth: int) -> list[Any]:
+        limit = self.max_items
+        convert = self.convert
+        depth += 1
+        items = [convert(v, depth) for v in itertools.islice(value, limit)]
+        if len(value) > limit:
+            items.append(f"... {len(value) - limit} more")
         return items
-    if isinstance(value, set | frozenset):
-        items = [json_safe(v, **kw) for v in _head(value, max_items)]
-        with contextlib.suppress(Exception):  # a stable order is cosmetic
-            items.sort(key=lambda item: json.dumps(item, sort_keys=True))
-        if len(value) > max_items:
-            items.append(f"... {len(value) - max_items} more")
-        return items
-    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
-        return value.isoformat()
-    if isinstance(value, _dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, uuid.UUID | PurePath):
-        return str(value)
-    if isinstance(value, decimal.Decimal):
-        return json_safe(float(value)) if value.is_finite() else str(value)
-    if isinstance(value, enum.Enum):
-        return json_safe(value.value, **kw)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return f"<{type(value).__name__} of {len(value)} bytes>"
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        # Not dataclasses.asdict: it deep-copies every field, however large.
-        fields = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
-        return json_safe(fields, **{**kw, "_depth": _depth})
-    dump = getattr(value, "model_dump", None)
-    if callable(dump) and not isinstance(value, type):  # pydantic v2 models
-        return json_safe(dump(), **{**kw, "_depth": _depth})
-    module = type(value).__module__
-    if module == "numpy" or module.startswith("numpy."):
-        return _numpy_safe(value, kw, max_str)
-    return _bounded_repr(value, max_str)
 
+    def _other(self, value: Any, depth: int) -> Any:
+        if isinstance(value, str):
+            return self.convert(str(value), depth)
+        if isinstance(value, bool | int | float):
+            return self.convert(value.__class__.__mro__[-2](value), depth)
+        if isinstance(value, Mapping):
+            return self._mapping(value, depth)
+        if isinstance(value, list | tuple | deque):
+            return self._sequence(value, depth)
+        if isinstance(value, set | frozenset):
+            items = self._sequence(value, depth)
+            with contextlib.suppress(Exception):  # a stable order is cosmetic
+                items.sort(key=lambda item: json.dumps(item, sort_keys=True))
+            return items
+        if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+            return value.isoformat()
+        if isinstance(value, _dt.timedelta):
+            return value.total_seconds()
+        if isinstance(value, uuid.UUID | PurePath):
+            return str(value)
+        if isinstance(value, decimal.Decimal):
+            return self.convert(float(value), depth) if value.is_finite() else str(value)
+        if isinstance(value, enum.Enum):
+            return self.convert(value.value, depth)
+        if isinstance(value, bytes | bytearray | memoryview):
+            return f"<{type(value).__name__} of {len(value)} bytes>"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            # Not dataclasses.asdict: it deep-copies every field, however large.
+            fields = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
+            return self._mapping(fields, depth)
+        dump = getattr(value, "model_dump", None)
+        if callable(dump) and not isinstance(value, type):  # pydantic v2 models
+            return self.convert(dump(), depth)
+        module = type(value).__module__
+        if module == "numpy" or module.startswith("numpy."):
+            return self._numpy(value, depth)
+        return _bounded_repr(value, self.max_str)
 
-def _head(values: Iterable[Any], n: int) -> list[Any]:
-    out = []
-    for i, v in enumerate(values):
-        if i >= n:
-            break
-        out.append(v)
-    return out
-
-
-def _numpy_safe(value: Any, kw: dict[str, Any], max_str: int) -> Any:
-    size = getattr(value, "size", None)
-    if getattr(value, "ndim", 0) == 0 and hasattr(value, "item"):
-        return json_safe(value.item(), **kw)  # numpy scalar
-    if isinstance(size, int) and hasattr(value, "tolist") and size <= kw["max_items"]:
-        return json_safe(value.tolist(), **kw)
-    return _bounded_repr(value, max_str)
+    def _numpy(self, value: Any, depth: int) -> Any:
+        size = getattr(value, "size", None)
+        if getattr(value, "ndim", 0) == 0 and hasattr(value, "item"):
+            return self.convert(value.item(), depth)  # a numpy scalar
+        if isinstance(size, int) and hasattr(value, "tolist") and size <= self.max_items:
+            return self.convert(value.tolist(), depth)
+        return _bounded_repr(value, self.max_str)
 
 
 def preview(value: Any, *, max_bytes: int, redactor: Redactor | None) -> Any:
@@ -193,10 +247,11 @@ def preview(value: Any, *, max_bytes: int, redactor: Redactor | None) -> Any:
         >>> preview(list(range(1000)), max_bytes=64, redactor=None)[-3:]
         '...'
     """
-    safe = json_safe(value, redactor=redactor, max_items=20, max_str=max_bytes)
-    if isinstance(safe, str | int | float | bool) or safe is None:
+    converter = _Converter(redactor, PREVIEW_ITEMS, max_bytes, PREVIEW_DEPTH)
+    safe = converter.convert(value, 0)
+    if converter.size <= max_bytes or not isinstance(safe, dict | list):
         return safe
-    text = json.dumps(safe, ensure_ascii=False, separators=(",", ":"))
+    text = _compact.encode(safe)
     if len(text) <= max_bytes:
         return safe
     return truncate(text, max_bytes)
