@@ -8,7 +8,7 @@ declared explicitly below.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request
 from pydantic import TypeAdapter
@@ -24,12 +24,14 @@ __all__ = ["REQUEST_MODELS", "router"]
 
 router = APIRouter(tags=["ingest"])
 
+T = TypeVar("T")
+
 # Models referenced by the request schemas below; _app adds them to the OpenAPI components.
 REQUEST_MODELS = (BatchIn, RunIn, StepIn)
 
 _BATCH = TypeAdapter(BatchIn)
-_RUNS: TypeAdapter[RunIn | list[RunIn]] = TypeAdapter(RunIn | list[RunIn])
-_STEPS: TypeAdapter[StepIn | list[StepIn]] = TypeAdapter(StepIn | list[StepIn])
+_ONE_RUN, _RUN_LIST = TypeAdapter(RunIn), TypeAdapter(list[RunIn])
+_ONE_STEP, _STEP_LIST = TypeAdapter(StepIn), TypeAdapter(list[StepIn])
 _INGEST_ERRORS = errors(400, 404, 413, 422)
 
 
@@ -47,13 +49,15 @@ def _body(*models: str, one_or_many: bool) -> dict[str, Any]:
     }
 
 
-def _typed(data: Any, adapter: TypeAdapter[Any], what: str) -> Any:
+def _one_or_many(data: Any, one: TypeAdapter[T], many: TypeAdapter[list[T]], what: str) -> list[T]:
     # A single object's errors are named by field; a list's by item (`steps[3].type`).
-    if not isinstance(data, (dict, list)):
-        raise validation_error(
-            [FieldError(field="body", message=f"expected a {what} object or a list of them")]
-        )
-    return validate_body(data, adapter, prefix=what + "s")
+    if isinstance(data, list):
+        return validate_body(data, many, prefix=f"{what}s")
+    if isinstance(data, dict):
+        return [validate_body(data, one)]
+    raise validation_error(
+        [FieldError(field="body", message=f"expected a {what} object or a list of them")]
+    )
 
 
 @router.post(
@@ -80,8 +84,7 @@ async def post_batch(request: Request, state: StateDep) -> BatchResult:
 async def post_runs(request: Request, state: StateDep) -> BatchResult:
     """A run's end after its start leaves one row with the final state; a finished run
     never regresses to running."""
-    parsed = _typed(parse_json(await request.body()), _RUNS, "run")
-    runs = parsed if isinstance(parsed, list) else [parsed]
+    runs = _one_or_many(parse_json(await request.body()), _ONE_RUN, _RUN_LIST, "run")
     async with write_session(state) as session:
         return await ingest(session, runs=runs)
 
@@ -100,11 +103,11 @@ async def post_steps(
 ) -> BatchResult:
     """A re-sent step replaces its decisions as a set; a step may arrive before its run
     when it carries ``pipeline`` (a placeholder run is created)."""
-    parsed = _typed(parse_json(await request.body()), _STEPS, "step")
-    steps: list[StepIn] = parsed if isinstance(parsed, list) else [parsed]
+    data = parse_json(await request.body())
+    steps = _one_or_many(data, _ONE_STEP, _STEP_LIST, "step")
     mismatched = [
         FieldError(
-            field=f"steps[{i}].run_id" if isinstance(parsed, list) else "run_id",
+            field=f"steps[{i}].run_id" if isinstance(data, list) else "run_id",
             message=f"must equal the run id in the path ({run_id})",
         )
         for i, s in enumerate(steps)
