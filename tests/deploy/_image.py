@@ -497,3 +497,40 @@ class TCPForwarder:
             thread.join(timeout=5)
         for sock in self._sockets:
             sock.close()
+
+
+def missing_from(expected: Any, actual: Any, path: str = "") -> list[str]:
+    """Where ``actual`` lacks something of ``expected`` (a deep subset check).
+
+    Mappings: every key of ``expected`` must be in ``actual`` with a matching value.
+    Lists of mappings with a ``name``: matched by name; other mappings: some item of
+    ``actual`` contains them; anything else: present in ``actual``.
+    """
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{path or '.'}: expected a mapping, got {actual!r}"]
+        problems: list[str] = []
+        for key, value in expected.items():
+            if key not in actual:
+                problems.append(f"{path}.{key}: missing")
+            else:
+                problems += missing_from(value, actual[key], f"{path}.{key}")
+        return problems
+    if isinstance(expected, list):
+        if not isinstance(actual, list):
+            return [f"{path}: expected a list, got {actual!r}"]
+        problems = []
+        for index, item in enumerate(expected):
+            if isinstance(item, dict) and "name" in item:
+                same = [a for a in actual if isinstance(a, dict) and a.get("name") == item["name"]]
+                if not same:
+                    problems.append(f"{path}[name={item['name']}]: missing")
+                else:
+                    problems += missing_from(item, same[0], f"{path}[name={item['name']}]")
+            elif isinstance(item, dict):
+                if not any(not missing_from(item, a, path) for a in actual):
+                    problems.append(f"{path}[{index}]: no item contains {item!r}")
+            elif item not in actual:
+                problems.append(f"{path}[{index}]: {item!r} missing")
+        return problems
+    return [] if expected == actual else [f"{path}: expected {expected!r}, got {actual!r}"]

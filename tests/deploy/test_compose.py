@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from tests.conftest import PG_HOST, PG_PORT
 from tests.deploy._image import (
@@ -19,6 +20,7 @@ from tests.deploy._image import (
     compose_environment,
     interpolate_compose,
     load_compose,
+    missing_from,
 )
 
 COMPOSE_SCHEMA = Path(__file__).parent / "schemas" / "compose-spec.json"
@@ -135,3 +137,47 @@ def test_compose_schema_rejects_a_misspelt_key(compose: dict[str, Any]) -> None:
     # Guards the test above: the schema really is applied.
     compose["services"]["db"]["healthcheck"]["retrys"] = 3
     assert _compose_schema_errors(compose) != []
+
+
+# The seed's Compose file (spec/seed-architecture.md, "Option 1"), verbatim.
+SEED_COMPOSE = """\
+services:
+  xray-api:
+    build: .
+    ports:
+      - "8000:8000"
+    environment:
+      - DATABASE_URL=postgresql+asyncpg://postgres:postgres@db:5432/xray
+    depends_on:
+      - db
+
+  db:
+    image: postgres:16
+    environment:
+      - POSTGRES_DB=xray
+      - POSTGRES_PASSWORD=postgres
+    volumes:
+      - pgdata:/var/lib/postgresql/data
+
+volumes:
+  pgdata:
+"""
+
+
+def test_compose_file_contains_all_of_the_seeds_compose_file(compose: dict[str, Any]) -> None:
+    seed = yaml.safe_load(SEED_COMPOSE)
+    # The one change of form: `depends_on: [db]` became `db: {condition: service_healthy}`,
+    # the same dependency plus the wait for a healthy database.
+    seed_depends = seed["services"]["xray-api"].pop("depends_on")
+    assert list(compose["services"]["xray-api"]["depends_on"]) == seed_depends
+    assert missing_from(seed, compose) == []
+
+
+def test_subset_check_reports_a_changed_seed_value(compose: dict[str, Any]) -> None:
+    # Guards the test above.
+    seed = yaml.safe_load(SEED_COMPOSE)
+    del seed["services"]["xray-api"]["depends_on"]
+    compose["services"]["db"]["image"] = "postgres:15"
+    assert missing_from(seed, compose) == [
+        ".services.db.image: expected 'postgres:16', got 'postgres:15'"
+    ]

@@ -10,7 +10,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy._image import KUBERNETES_DIR, kubernetes_documents, parse_dockerfile
+from tests.deploy._image import (
+    KUBERNETES_DIR,
+    kubernetes_documents,
+    missing_from,
+    parse_dockerfile,
+)
 
 MANIFESTS = sorted(p for p in KUBERNETES_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
 YAMLLINT_CONFIG = "{extends: default, rules: {line-length: {max: 100}, document-start: disable}}"
@@ -196,3 +201,31 @@ def test_schema_validation_rejects_a_misspelt_field(deployment: dict[str, Any]) 
     container["readinesProbe"] = container.pop("readinessProbe")
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, kubernetes_validate.latest_version(), strict=True)
+
+
+# The seed's Deployment example (spec/seed-architecture.md), verbatim.
+SEED_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: xray-api
+spec:
+  replicas: 2
+  template:
+    spec:
+      containers:
+        - name: xray-api
+          image: your-registry/xray-api:latest
+          env:
+            - name: DATABASE_URL
+              valueFrom:
+                secretKeyRef:
+                  name: xray-secrets
+                  key: database-url
+          ports:
+            - containerPort: 8000
+"""
+
+
+def test_deployment_contains_all_of_the_seeds_deployment(deployment: dict[str, Any]) -> None:
+    assert missing_from(yaml.safe_load(SEED_DEPLOYMENT), deployment) == []
