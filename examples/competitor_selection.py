@@ -374,7 +374,9 @@ def relevance_check(
 ) -> list[Product]:
     """Ask the model whether each candidate is a real alternative to the product."""
     s = current_step()
-    s.set_params(model=llm.model, threshold=threshold, prompt_version="rel-v2", judged_against="keywords")
+    s.set_params(
+        model=llm.model, threshold=threshold, prompt_version="rel-v2", judged_against="keywords"
+    )
     kept = []
     for c in candidates:
         score, keyword = llm.relevance(c, keywords)
@@ -404,7 +406,7 @@ def rank_candidates(candidates: list[Product]) -> list[Product]:
     )
     for position, c in enumerate(ranked, start=1):
         score = c["relevance"] * c["rating"] * math.log10(1 + c["review_count"])
-        s.score(c, round(score, 3), rank=position)
+        s.score(c, round(score, 3), rank=position, reviews=c["review_count"], rating=c["rating"])
     return ranked
 
 

@@ -95,7 +95,12 @@ class DemoSummary:
 
 
 def find_examples_dir() -> Path:
-    """Where the example pipelines are: shipped in the wheel, or the source checkout's."""
+    """Where the example pipelines are: ``examples/`` of the source checkout.
+
+    They are scripts for people to read and copy, so they live next to the package rather
+    than inside it; ``xray demo`` therefore runs from a clone (``make run``), or from any
+    install whose package directory or its parent holds ``examples/``.
+    """
     import xray
 
     package = Path(xray.__file__).resolve().parent
@@ -103,8 +108,9 @@ def find_examples_dir() -> Path:
         if (candidate / "competitor_selection.py").is_file():
             return candidate
     raise CLIError(
-        "the example pipelines are not installed (looked in "
-        f"{package / 'examples'} and {package.parent / 'examples'})"
+        "xray demo runs the example pipelines of the source checkout, and none were found "
+        f"(looked in {package / 'examples'} and {package.parent / 'examples'}); "
+        "run it from a clone of the repository (make run)"
     )
 
 
@@ -411,21 +417,22 @@ class ProgressBar:
 
 
 def _commands(summary: DemoSummary) -> list[tuple[str, str]]:
+    """The walkthrough's questions and the commands that answer them, in order."""
     return [
         (
-            "Which competitor did each laptop-stand run choose? (one is a phone case)",
+            "1. Which competitor did each run for the laptop stand choose?",
             f"xray runs --pipeline competitor-selection --metadata product_asin={summary.product_asin}",
         ),
         (
-            "The bad run as a funnel: counts, params and the LLM's reasoning per step",
+            "2. The phone-case run as a funnel: counts, params and the LLM's reasoning per step",
             f"xray run {summary.bad_run_id}",
         ),
         (
-            "The phone case's path through that run, step by step",
+            "3. The phone case's path through that run, step by step",
             f"xray candidate {summary.bad_candidate_key} --run {summary.bad_run_id}",
         ),
         (
-            "Compare with a good run for the same product",
+            "Compare it with a run for the same product that went right",
             f"xray diff {summary.good_run_id} {summary.bad_run_id}",
         ),
         (
@@ -441,15 +448,19 @@ def print_summary(summary: DemoSummary, out: TextIO, *, served: bool, default_ur
     lost = _lost(summary.sdk_stats)
     if lost:
         out.write(f"warning: the SDK dropped {lost} events; see {summary.sdk_stats}\n")
-    out.write(f"\n  Dashboard  {summary.base_url}/\n  API docs   {summary.base_url}/docs\n\n")
+    out.write(f"\n  Dashboard  {summary.base_url}/\n")
+    out.write(f"  The bad run {summary.base_url}/#/runs/{summary.bad_run_id}\n")
+    out.write(f"  API docs   {summary.base_url}/docs\n\n")
+    out.write("A seller reports that the competitor X-Ray's demo pipeline found for their laptop\n")
+    out.write("stand is a phone case. Find out why, from another terminal:\n\n")
     if not default_url:
-        out.write(f"The CLI talks to {DEFAULT_PORT} by default; point it at this server first:\n\n")
+        out.write(f"  # The CLI talks to port {DEFAULT_PORT} by default; point it at this server\n")
         out.write(f"  export XRAY_BASE_URL={summary.base_url}\n\n")
-    out.write(
-        "A seller reports that the competitor found for their laptop stand is a phone case.\n"
-    )
-    out.write("Find out why, from another terminal:\n\n")
-    for question, command in _commands(summary):
+    commands = _commands(summary)
+    for question, command in commands[:3]:
+        out.write(f"  # {question}\n  {command}\n\n")
+    out.write("Then:\n\n")
+    for question, command in commands[3:]:
         out.write(f"  # {question}\n  {command}\n\n")
     if served:
         out.write("The server keeps running; press Ctrl-C to stop it.\n")

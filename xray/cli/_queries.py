@@ -380,7 +380,7 @@ def cmd_candidate(ctx: Context, args: argparse.Namespace) -> int:
         ctx.emit(f"run {run_id}  {head.get('pipeline')}  {timestamp(head.get('started_at'))}")
         rows = [
             [
-                str(int(d.get("step_seq", 0))),
+                str(int(d.get("step_seq", 0)) + 1),
                 str(d.get("step_name")),
                 str(d.get("step_type")),
                 str(d.get("decision")),
@@ -462,6 +462,21 @@ def _changes(a: Any, b: Any) -> list[tuple[str, Any, Any]]:
     da = a if isinstance(a, dict) else {}
     db = b if isinstance(b, dict) else {}
     return [(k, da.get(k), db.get(k)) for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)]
+
+
+def _param_change(change: dict[str, Any]) -> str:
+    key, a, b = change["key"], change["a"], change["b"]
+    if isinstance(a, list) and isinstance(b, list):
+        added = [x for x in b if x not in a]
+        removed = [x for x in a if x not in b]
+        parts = []
+        if added:
+            parts.append(f"B adds {json.dumps(added, ensure_ascii=False)}")
+        if removed:
+            parts.append(f"B drops {json.dumps(removed, ensure_ascii=False)}")
+        return wrap(f"{key}: " + ("; ".join(parts) or "same items, other order"), indent="    ")
+    a_text, b_text = json.dumps(a, ensure_ascii=False), json.dumps(b, ensure_ascii=False)
+    return wrap(f"{key}: A {a_text} → B {b_text}", indent="    ")
 
 
 def _delta(a: Any, b: Any) -> str:
@@ -616,18 +631,7 @@ def cmd_diff(ctx: Context, args: argparse.Namespace) -> int:
     for d in details:
         ctx.emit(f"{d['name']}:")
         for change in d["params"]:
-            ctx.emit(
-                wrap(
-                    f"{change['key']}: A {json.dumps(change['a'], ensure_ascii=False)}",
-                    indent="    ",
-                )
-            )
-            ctx.emit(
-                wrap(
-                    f"{' ' * len(str(change['key']))}  B {json.dumps(change['b'], ensure_ascii=False)}",
-                    indent="    ",
-                )
-            )
+            ctx.emit(_param_change(change))
         if d["reasoning"]:
             ctx.emit(wrap(f"reasoning A: {d['reasoning']['a'] or '-'}", indent="    "))
             ctx.emit(wrap(f"reasoning B: {d['reasoning']['b'] or '-'}", indent="    "))
