@@ -62,11 +62,14 @@ def candidate_key(item: Any, key: KeySpec) -> Any:
         else:
             found = getattr(item, "id", _MISSING)
         return item if found is _MISSING else found
-    if isinstance(key, str):
-        if isinstance(item, Mapping):
-            return item.get(key)
-        return getattr(item, key, None)
-    return key(item)
+    try:
+        if isinstance(key, str):
+            if isinstance(item, Mapping):
+                return item.get(key)
+            return getattr(item, key, None)
+        return key(item)
+    except Exception:  # a user's key function failed: identify the candidate itself
+        return candidate_key(item, None)
 
 
 def key_text(raw: Any) -> str:

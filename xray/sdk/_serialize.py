@@ -91,7 +91,7 @@ def _bounded_repr(value: Any, max_str: int) -> str:
     try:
         text = repr(value)
     except Exception:
-        text = f"<unrepresentable {type(value).__qualname__}>"
+        text = f"<unrepresentable {type(value).__name__}>"
     return truncate(text, max_str)
 
 
