@@ -239,7 +239,7 @@ class Encoder:
             "metadata": self._safe(s._metadata) if s._metadata else {},
             "error": _error(s._error, s._traceback),
             "detail": detail,
-            "candidates_total": log.total if log is not None else None,
+            "candidates_total": log.total if log is not None and log.total else None,
             "candidates_recorded": len(decisions),
             "decisions": decisions,
         }
