@@ -146,6 +146,7 @@ async function route() {
   }
   // Re-rendering the same page (a filter, a step opened) keeps the old content visible,
   // dimmed, until the new one is ready, so the scroll position does not jump.
+  delete root.dataset.ready;
   if (path !== lastPath) clear(root).append(loading());
   else root.setAttribute("aria-busy", "true");
   lastPath = path;
@@ -167,7 +168,11 @@ async function route() {
     if (!(e instanceof ApiError)) console.error(e);
     clear(root).append(errorBox(e instanceof ApiError ? e : { title: "The page failed to render", message: String(e) }), recoveryLinks());
   } finally {
-    if (ctx.isCurrent()) root.removeAttribute("aria-busy");
+    if (ctx.isCurrent()) {
+      root.removeAttribute("aria-busy");
+      // Which URL the page now shows in full (tests and scripts wait on this).
+      root.dataset.ready = location.hash;
+    }
   }
 }
 

@@ -148,6 +148,7 @@ export async function renderCompare(ctx) {
   const summary = first
     ? h("p", { class: "divergence", id: "first-divergence" }, "First difference at ", h("strong", { text: (first.a || first.b).name }), `: ${describe(first.a)} in A, ${describe(first.b)} in B.`)
     : h("p", { class: "divergence same", id: "first-divergence", text: "Every step has the same counts and parameters in both runs." });
+  head.append(h("p", { class: "head-actions" }, h("a", { class: "btn", id: "compare-swap", href: hashUrl("/compare", { a: b.id, b: a.id }), text: "⇄ Swap A and B" })));
   clear(root).append(
     head,
     h("div", { class: "two-col" }, runCard("A", a), runCard("B", b)),

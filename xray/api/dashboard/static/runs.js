@@ -28,7 +28,14 @@ const RANGES = [
   ["30d", "Last 30 days"],
 ];
 const RANGE_MS = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
-const FILTER_KEYS = ["pipeline", "status", "range", "since", "until", "meta", "step_type", "min_elim"];
+const FILTER_KEYS = ["pipeline", "status", "range", "since", "until", "meta", "step_type", "min_elim", "limit"];
+const PAGE_SIZES = ["25", "50", "100", "200"];
+
+/** Page size from the URL, clamped to what the API accepts (1..500). */
+export function pageSize(params, fallback = 50) {
+  const n = Math.floor(Number(params.get("limit")));
+  return Number.isFinite(n) && n >= 1 ? Math.min(n, 500) : fallback;
+}
 
 export function select(name, options, value, label) {
   return h(
@@ -67,7 +74,7 @@ export function runsQuery(params) {
     since: params.get("since"),
     until: params.get("until"),
     cursor: params.get("cursor"),
-    limit: 50,
+    limit: pageSize(params),
   };
   const range = params.get("range");
   if (range && RANGE_MS[range] && !q.since) q.since = new Date(Date.now() - RANGE_MS[range]).toISOString();
@@ -91,7 +98,7 @@ export async function renderRuns(ctx) {
   if (!ctx.isCurrent()) return;
 
   const form = filterForm(params, pipelines);
-  const active = FILTER_KEYS.some((k) => params.get(k));
+  const active = FILTER_KEYS.some((k) => k !== "limit" && params.get(k));
   const body = h("section", { class: "card" });
   if (page.items.length === 0) {
     body.append(
@@ -166,6 +173,7 @@ function filterForm(params, pipelines) {
             meta,
             step_type: data.get("step_type"),
             min_elim: data.get("step_type") ? data.get("min_elim") : "",
+            limit: data.get("limit") === "50" ? "" : data.get("limit"),
           });
         },
       },
@@ -176,6 +184,16 @@ function filterForm(params, pipelines) {
     field("From", since),
     field("To", until),
     field("Metadata", metaInput, "wide"),
+    field(
+      "Per page",
+      select(
+        "limit",
+        [...new Set([...PAGE_SIZES, String(pageSize(params))])].sort((a, b) => a - b).map((n) => [n, n]),
+        String(pageSize(params)),
+        "Runs per page",
+      ),
+      "narrow",
+    ),
     h(
       "div",
       { class: "field field-sentence" },

@@ -1,0 +1,543 @@
+"""The dashboard, end to end: real headless Chromium, a real API server, the real demo data.
+
+One server (SQLite, API keys enforced) is started for the module and filled by the demo
+pipelines through the SDK, exactly as ``xray demo`` does. Each test drives the browser the
+way a person would and asserts on what the page shows; every page is also saved as a
+screenshot under ``test-artifacts/dashboard/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
+import pytest
+
+from tests._servers import RunningServer, api_server
+from tests.conftest import IN_CI
+from xray.cli._demo import DemoSummary, run_demos
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+API_KEY = "xray-dashboard-test-key"
+PHONE_CASE = "B0PHCASE77"
+PIPELINE = "competitor-selection"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+if not CHROMIUM.exists():
+    if IN_CI:
+        pytest.fail(
+            f"{CHROMIUM} is missing; under CI=true the browser tests must run", pytrace=False
+        )
+    pytest.skip(
+        f"{CHROMIUM} is not installed (Debian package 'chromium'); these tests run under CI=true",
+        allow_module_level=True,
+    )
+
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Demo:
+    server: RunningServer
+    summary: DemoSummary
+
+    @property
+    def url(self) -> str:
+        return self.server.base_url
+
+
+def _get(server: RunningServer, path: str, **params: Any) -> Any:
+    response = httpx.get(
+        f"{server.base_url}{path}", params=params, headers={"X-API-Key": API_KEY}, timeout=30
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """A real API server on SQLite with keys enforced, holding the demo pipelines' runs."""
+    workdir = tmp_path_factory.mktemp("dashboard-server")
+    database_url = f"sqlite+aiosqlite:///{workdir / 'xray.db'}"
+    with api_server(database_url, workdir=workdir, api_keys=(API_KEY,)) as server:
+        summary = run_demos(server.base_url, api_key=API_KEY, runs_per_pipeline=8)
+        assert summary.bad_candidate_key == PHONE_CASE
+        yield Demo(server, summary)
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+    )
+    yield browser
+    browser.close()
+
+
+class PageErrors(list[str]):
+    """Uncaught script errors and console errors seen by a page; a test ends with none."""
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile that already holds the API key (as after signing in)."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    ctx.add_init_script(f"window.localStorage.setItem('xray.apiKey', {API_KEY!r});")
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Iterator[Page]:
+    page = context.new_page()
+    errors = PageErrors()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    # The browser logs every non-2xx response as "Failed to load resource"; the tests assert
+    # on how the page shows those. Anything else logged as an error fails the test.
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.set_default_timeout(15_000)
+    yield page
+    assert not errors, f"the page logged errors: {errors}"
+
+
+@pytest.fixture(scope="module")
+def shots(artifacts_dir: Path) -> Path:
+    path = artifacts_dir / "dashboard"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def snap(page: Page, shots: Path, name: str) -> None:
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+
+def _step(run: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in run["steps"] if s["name"] == name)
+
+
+def _hash(page: Page) -> str:
+    return str(page.evaluate("location.hash"))
+
+
+def settle(page: Page) -> None:
+    """Wait until the page has finished rendering the URL it shows (app.js sets data-ready)."""
+    page.wait_for_function("() => document.getElementById('app').dataset.ready === location.hash")
+
+
+def ids(page: Page, selector: str, attribute: str) -> list[str]:
+    settle(page)
+    return list(page.locator(selector).evaluate_all(f"els => els.map(e => e.dataset.{attribute})"))
+
+
+# ------------------------------------------------------------------ the walkthrough
+
+
+def test_newcomer_finds_why_the_laptop_stand_got_a_phone_case(
+    demo: Demo, page: Page, shots: Path
+) -> None:
+    bad = _get(demo.server, f"/runs/{demo.summary.bad_run_id}")
+    good = _get(demo.server, f"/runs/{demo.summary.good_run_id}")
+    good_choice = good["output"]["competitor"]["asin"]
+
+    # 1. The runs list, then filter to the bad run by pipeline and metadata.
+    page.goto(f"{demo.url}/")
+    expect(page.locator("h1")).to_have_text("Runs")
+    expect(page.locator("#runs-table tbody tr").first).to_be_visible()
+    snap(page, shots, "01-runs")
+    page.select_option("#f-pipeline", PIPELINE)
+    page.fill(
+        "#f-meta", f"product_asin={demo.summary.product_asin}, seed={bad['metadata']['seed']}"
+    )
+    page.click("#runs-filters button[type=submit]")
+    rows = page.locator("#runs-table tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-run-id", bad["id"])
+    expect(rows.first).to_contain_text("Kickstand Phone Case")
+    # The filters are in the URL: the view can be shared and reloaded.
+    assert "pipeline=competitor-selection" in _hash(page)
+    assert "meta=seed%3D" in _hash(page)
+    page.reload()
+    expect(rows).to_have_count(1)
+    snap(page, shots, "02-runs-filtered")
+
+    # 2. The run: every step in the funnel, in order.
+    rows.first.locator("a").first.click()
+    expect(page.locator("h1")).to_have_text(PIPELINE)
+    funnel = page.locator("#funnel .funnel-row")
+    expect(funnel).to_have_count(len(bad["steps"]))
+    expect(funnel.nth(0)).to_contain_text(bad["steps"][0]["name"])
+    snap(page, shots, "03-run")
+
+    # 3. The category filter kept the phone case: open the step and find its decision.
+    category = _step(bad, "category_filter")
+    page.locator('.funnel-row[data-step-name="category_filter"]').click()
+    expect(page.locator("#recorded-note")).to_have_text(
+        f"{category['candidates_recorded']:,} of {category['candidates_total']:,} decisions recorded ({category['detail']})"
+    )
+    expect(page.locator(".params")).to_contain_text("match_level")
+    expect(page.locator(".params")).to_contain_text("department")
+    page.fill("#d-cand", PHONE_CASE)
+    page.click("#decision-filters button[type=submit]")
+    decision = page.locator(f'#decisions-table tbody tr[data-candidate="{PHONE_CASE}"]')
+    expect(decision).to_have_count(1)
+    expect(decision.locator(".decision")).to_have_text("accepted")
+    expect(decision).to_contain_text("same_department")
+    snap(page, shots, "04-run-category-filter")
+
+    # 4. The laptop stand the good run chose lost at the selection in the bad run.
+    page.locator('.funnel-row[data-step-name="select_competitor"]').click()
+    expect(page.locator(".funnel-row.is-open")).to_have_attribute(
+        "data-step-name", "select_competitor"
+    )
+    page.fill("#d-cand", good_choice)
+    page.click("#decision-filters button[type=submit]")
+    stand = page.locator(f'#decisions-table tbody tr[data-candidate="{good_choice}"]')
+    expect(stand.locator(".decision")).to_have_text("rejected")
+
+    # 5. The phone case's path through the run: kept everywhere, then selected.
+    page.goto(f"{demo.url}/#/runs/{bad['id']}?step={category['id']}&cand={PHONE_CASE}")
+    page.locator(f'#decisions-table a.candidate:text-is("{PHONE_CASE}")').click()
+    expect(page.locator("h1")).to_have_text(PHONE_CASE)
+    sentence = page.locator("#path-sentence")
+    expect(sentence).to_contain_text("kept, kept")
+    expect(sentence).to_contain_text("selected at select_competitor: top_rank")
+    expect(page.locator('.path-node[data-step-name="category_filter"]')).to_contain_text(
+        "same_department"
+    )
+    expect(page.locator(f'#candidate-runs tr[data-run-id="{bad["id"]}"]')).to_have_count(1)
+    snap(page, shots, "05-candidate")
+
+    # 6. Compare with the good run of the same product, picked from the run page.
+    page.goto(f"{demo.url}/#/runs/{bad['id']}")
+    page.select_option("#compare-with", good["id"])
+    page.click("#compare-go")
+    expect(page.locator("h1")).to_have_text("Compare runs")
+    expect(page.locator("#first-divergence")).to_contain_text("generate_keywords")
+    select = page.locator('#compare-table tr[data-step-name="select_competitor"]')
+    expect(select.locator(".kept-diff").nth(0)).to_contain_text(PHONE_CASE)
+    expect(select.locator(".kept-diff").nth(1)).to_contain_text(good_choice)
+    # Swapped, the good run is A: B's keyword model added "phone stand".
+    page.click("#compare-swap")
+    expect(page.locator(".run-card").nth(0)).to_contain_text(good["id"][:8])
+    search = page.locator('#compare-table tr[data-step-name="search_catalogue"]')
+    expect(search.locator(".param-diff .val-added")).to_contain_text(["+ phone stand"])
+    expect(select.locator(".kept-diff").nth(0)).to_contain_text(good_choice)
+    expect(select.locator(".kept-diff").nth(1)).to_contain_text(PHONE_CASE)
+    snap(page, shots, "06-compare")
+
+
+# ------------------------------------------------------------------ the other pages
+
+
+def test_runs_filter_by_step_type_and_elimination_matches_the_api(
+    demo: Demo, page: Page, shots: Path
+) -> None:
+    bad = _get(demo.server, f"/runs/{demo.summary.bad_run_id}")
+    good = _get(demo.server, f"/runs/{demo.summary.good_run_id}")
+    # A threshold between the two runs' selection steps: the bad run above, the good below.
+    rates = sorted(
+        (
+            _step(bad, "select_competitor")["elimination_rate"],
+            _step(good, "select_competitor")["elimination_rate"],
+        )
+    )
+    assert rates[0] < rates[1], "the demo's two laptop-stand runs select from equal pools"
+    threshold = round((rates[0] + rates[1]) / 2 * 100, 3)
+    expected = _get(
+        demo.server, "/runs", step_type="select", min_elimination_rate=threshold / 100, limit=500
+    )["items"]
+
+    page.goto(f"{demo.url}/#/runs")
+    page.select_option("#f-step_type", "select")
+    page.fill("#f-min_elim", str(threshold))
+    page.click("#runs-filters button[type=submit]")
+    page.wait_for_function("() => location.hash.includes('step_type=select')")
+    shown = ids(page, "#runs-table tbody tr", "runId")
+    assert shown == [r["id"] for r in expected]
+    higher = bad if rates[1] == _step(bad, "select_competitor")["elimination_rate"] else good
+    lower = good if higher is bad else bad
+    assert higher["id"] in shown and lower["id"] not in shown
+
+
+def test_runs_list_pages_with_a_cursor_kept_in_the_url(demo: Demo, page: Page) -> None:
+    expected = [r["id"] for r in _get(demo.server, "/runs", limit=10)["items"]]
+    page.goto(f"{demo.url}/#/runs?limit=5")
+    first = ids(page, "#runs-table tbody tr", "runId")
+    assert first == expected[:5]
+    page.get_by_role("button", name="Next page").click()
+    page.wait_for_function("() => location.hash.includes('cursor=')")
+    assert ids(page, "#runs-table tbody tr", "runId") == expected[5:]
+    expect(page.locator("#pager-label")).to_contain_text("5 runs on this page")
+    page.get_by_role("button", name="First page").click()
+    page.wait_for_function("() => !location.hash.includes('cursor=')")
+    assert ids(page, "#runs-table tbody tr", "runId") == first
+
+
+def test_sampled_step_says_honestly_how_many_decisions_were_recorded(
+    demo: Demo, page: Page, shots: Path
+) -> None:
+    bad = _get(demo.server, f"/runs/{demo.summary.bad_run_id}")
+    search = _step(bad, "search_catalogue")
+    assert (
+        search["detail"] == "sampled" and search["candidates_recorded"] < search["candidates_total"]
+    )
+    page.goto(f"{demo.url}/#/runs/{bad['id']}?step={search['id']}")
+    missing = search["candidates_total"] - search["candidates_recorded"]
+    expect(page.locator("#recorded-note")).to_have_text(
+        f"{search['candidates_recorded']:,} of {search['candidates_total']:,} decisions recorded"
+        f" (sampled; {missing:,} not recorded)"
+    )
+    # The reason histogram shows every reason counted, recorded or not.
+    for reason, count in search["reason_counts"].items():
+        expect(page.locator("#reason-histogram")).to_contain_text(reason)
+        expect(page.locator("#reason-histogram")).to_contain_text(f"{count:,}")
+    # Decisions come 100 to a page; the next page holds other candidates.
+    first = ids(page, "#decisions-table tbody tr", "candidate")
+    assert len(first) == 100
+    page.locator("#decisions").get_by_role("button", name="Next page").click()
+    page.wait_for_function("() => location.hash.includes('dcursor=')")
+    second = ids(page, "#decisions-table tbody tr", "candidate")
+    assert second and not set(first) & set(second)
+    # Filtering by decision shows only that decision.
+    page.select_option("#d-decision", "rejected")
+    page.wait_for_function("() => location.hash.includes('decision=rejected')")
+    settle(page)
+    decisions = page.locator("#decisions-table .decision").all_text_contents()
+    assert set(decisions) == {"rejected"}
+    snap(page, shots, "07-run-sampled-step")
+
+
+def test_queries_page_searches_steps_across_pipelines(demo: Demo, page: Page, shots: Path) -> None:
+    expected = _get(demo.server, "/steps", type="filter", min_elimination_rate=0.3, limit=50)
+    pipelines = {s["pipeline"] for s in expected["items"]}
+    page.goto(f"{demo.url}/#/steps")
+    expect(page.locator("h1")).to_have_text("Queries")
+    page.select_option("#f-type", "filter")
+    page.fill("#q-min_elim", "30")
+    page.click("#steps-filters button[type=submit]")
+    page.wait_for_function("() => location.hash.includes('min_elim=30')")
+    assert ids(page, "#steps-table tbody tr", "stepId") == [s["id"] for s in expected["items"]]
+    rows = page.locator("#steps-table tbody tr")
+    assert set(page.locator("#steps-table .chip-type").all_text_contents()) == {"filter"}
+    for pipeline in pipelines:
+        expect(page.locator("#steps-table")).to_contain_text(pipeline)
+    snap(page, shots, "08-queries")
+    # A result opens its run with the step expanded.
+    target = expected["items"][0]
+    rows.first.locator("a.strong").click()
+    expect(page.locator(".funnel-row.is-open")).to_have_attribute("data-step-id", target["id"])
+    expect(page.locator("h1")).to_have_text(target["pipeline"])
+
+
+# ------------------------------------------------------------------ keys, states, safety
+
+
+def test_login_form_when_keys_are_enforced_and_sign_out(
+    demo: Demo, browser: Browser, shots: Path
+) -> None:
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = ctx.new_page()
+        sent: list[tuple[str, str | None]] = []
+        page.on("request", lambda r: sent.append((r.url, r.headers.get("x-api-key"))))
+        page.goto(f"{demo.url}/#/runs?pipeline={PIPELINE}")
+        form = page.locator("#login-form")
+        expect(form).to_be_visible()
+        expect(page.locator("#runs-table")).to_have_count(0)
+        snap(page, shots, "09-login")
+
+        page.fill("#api-key", "not-the-key")
+        page.click("#login-form button[type=submit]")
+        expect(page.locator("#login-form .form-error")).to_contain_text("not accepted")
+        assert page.evaluate("localStorage.getItem('xray.apiKey')") is None
+
+        page.fill("#api-key", API_KEY)
+        page.click("#login-form button[type=submit]")
+        expect(page.locator("#runs-table tbody tr").first).to_be_visible()
+        # Still on the page asked for, with its filter.
+        assert "pipeline=competitor-selection" in _hash(page)
+        expect(page.locator("#f-pipeline")).to_have_value(PIPELINE)
+        # The key travels only in the X-API-Key header, never in a URL.
+        assert all(API_KEY not in url for url, _ in sent)
+        api_calls = [(url, key) for url, key in sent if "/runs?" in url or "/pipelines?" in url]
+        assert api_calls and api_calls[-1][1] == API_KEY
+        assert API_KEY not in page.url
+
+        page.click("#sign-out")
+        expect(form).to_be_visible()
+        assert page.evaluate("localStorage.getItem('xray.apiKey')") is None
+    finally:
+        ctx.close()
+
+
+def test_empty_and_error_states_are_readable(demo: Demo, page: Page, shots: Path) -> None:
+    page.goto(f"{demo.url}/#/runs?meta=nobody%3Dhas-this")
+    settle(page)
+    expect(page.locator(".state-empty")).to_contain_text("No runs match these filters.")
+    page.click("text=Clear all filters")
+    expect(page.locator("#runs-table tbody tr").first).to_be_visible()
+    page.goto(f"{demo.url}/#/runs?meta=nobody%3Dhas-this")
+    settle(page)
+    snap(page, shots, "10-empty")
+
+    page.goto(f"{demo.url}/#/runs/{uuid.uuid4()}")
+    settle(page)
+    expect(page.locator(".state-error")).to_contain_text("Not found (HTTP 404)")
+    snap(page, shots, "11-not-found")
+
+    page.goto(f"{demo.url}/#/runs?status=finished")
+    settle(page)
+    error = page.locator(".state-error")
+    expect(error).to_contain_text("Request rejected (HTTP 422)")
+    expect(error).to_contain_text("status")
+
+    page.goto(f"{demo.url}/#/nowhere")
+    expect(page.locator(".state-error")).to_contain_text("Page not found")
+
+    page.goto(f"{demo.url}/#/steps?type=filter&min_input=999999999")
+    settle(page)
+    expect(page.locator(".state-empty")).to_contain_text("No steps match this query.")
+
+    page.goto(f"{demo.url}/#/compare")
+    expect(page.locator(".state-empty")).to_contain_text("Pick two runs to compare.")
+
+    page.goto(f"{demo.url}/#/candidates/no-such-candidate")
+    settle(page)
+    expect(page.locator(".state-empty")).to_contain_text("No decisions about this candidate")
+
+
+def test_unreachable_api_shows_an_error_not_a_blank_page(demo: Demo, page: Page) -> None:
+    page.goto(f"{demo.url}/#/runs")
+    settle(page)
+    # The server goes away between two pages: every API request now fails at the network.
+    page.route("**/runs?*", lambda route: route.abort())
+    page.route("**/pipelines?*", lambda route: route.abort())
+    page.goto(f"{demo.url}/#/runs?status=error")
+    settle(page)
+    expect(page.locator(".state-error")).to_contain_text("Cannot reach the X-Ray API")
+    expect(page.locator(".recovery a", has_text="All runs")).to_be_visible()
+
+
+def test_user_data_is_shown_as_text_never_run_as_markup(
+    demo: Demo, page: Page, shots: Path
+) -> None:
+    evil = '<img src=x onerror="window.__xss=1">'
+    script = "<script>window.__xss=2</script>"
+    run_id, step_id = str(uuid.uuid4()), str(uuid.uuid4())
+    started = datetime.now(UTC).isoformat()
+    batch = {
+        "runs": [
+            {
+                "id": run_id,
+                "pipeline": f"xss {evil}",
+                "status": "success",
+                "started_at": started,
+                "output": {"answer": script},
+                "metadata": {"note": evil},
+            }
+        ],
+        "steps": [
+            {
+                "id": step_id,
+                "run_id": run_id,
+                "name": f"step {evil}",
+                "type": "filter",
+                "started_at": started,
+                "input_count": 2,
+                "output_count": 1,
+                "params": {"html": script},
+                "reasoning": f"Because {evil}",
+                "reason_counts": {evil: 1},
+                "detail": "full",
+                "candidates_total": 2,
+                "candidates_recorded": 2,
+                "decisions": [
+                    {"candidate_key": f"k{evil}", "decision": "rejected", "reason": evil},
+                    {"candidate_key": "javascript:alert(1)", "decision": "accepted"},
+                ],
+            }
+        ],
+    }
+    response = httpx.post(
+        f"{demo.url}/batch", json=batch, headers={"X-API-Key": API_KEY}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{demo.url}/#/runs")
+    settle(page)
+    expect(page.locator("#runs-table")).to_contain_text(f"xss {evil}")
+    expect(page.locator("#runs-table")).to_contain_text(script)
+    page.goto(f"{demo.url}/#/runs/{run_id}?step={step_id}")
+    settle(page)
+    expect(page.locator(".reasoning")).to_have_text(f"Because {evil}")
+    expect(page.locator("#reason-histogram")).to_contain_text(evil)
+    expect(page.locator("#decisions-table")).to_contain_text(f"k{evil}")
+    # A candidate key that looks like a URL stays an in-page link.
+    link = page.locator('#decisions-table a.candidate:text-is("javascript:alert(1)")')
+    assert (link.get_attribute("href") or "").startswith("#/candidates/")
+    page.goto(f"{demo.url}/#/candidates/{quote(f'k{evil}', safe='')}?run={run_id}")
+    settle(page)
+    expect(page.locator("h1")).to_have_text(f"k{evil}")
+    snap(page, shots, "12-escaping")
+    assert page.evaluate("window.__xss") is None
+    assert dialogs == []
+    assert page.locator("main img, main script").count() == 0
+
+
+def test_every_list_request_asks_for_one_bounded_page(demo: Demo, page: Page) -> None:
+    """The dashboard never fetches a whole table: every list call carries a limit."""
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+    bad = demo.summary.bad_run_id
+    step = _step(_get(demo.server, f"/runs/{bad}"), "search_catalogue")
+    for route in (
+        "#/runs",
+        f"#/runs/{bad}?step={step['id']}",
+        f"#/candidates/{PHONE_CASE}?run={bad}",
+        f"#/compare?a={bad}&b={demo.summary.good_run_id}",
+        "#/steps?type=filter",
+    ):
+        page.goto(f"{demo.url}/{route}")
+        settle(page)
+    lists = [
+        u
+        for u in urls
+        if re.search(r"/(runs|steps|pipelines)(\?|$)|/decisions(\?|$)|/candidates/", u)
+        and "/static/" not in u
+    ]
+    assert lists, urls
+    for url in lists:
+        limit = parse_qs(urlsplit(url).query).get("limit")
+        assert limit and 1 <= int(limit[0]) <= 1000, f"unbounded list request: {url}"
