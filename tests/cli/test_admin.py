@@ -56,3 +56,51 @@ def test_serve_with_an_invalid_config_is_one_line(tmp_path: Path) -> None:
     result = run_cli("serve")
     assert result.code == 1
     assert "api.port" in result.err
+
+
+def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    script = Path(sys.executable).with_name("xray")
+    process = subprocess.Popen(
+        [
+            str(script),
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            f"sqlite+aiosqlite:///{tmp_path / 's.db'}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, (
+                "xray serve did not start"
+            )
+            time.sleep(0.1)
+        assert run_cli("runs", url=f"http://127.0.0.1:{port}").code == 0
+        process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught.
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+        assert process.stdout is not None
+        assert b"Application shutdown complete" in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
