@@ -17,8 +17,13 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _SDK_NAMES = (
+    "ClientStats",
+    "Response",
     "Run",
+    "RunScope",
     "Step",
+    "StepFactory",
+    "Transport",
     "XRayClient",
     "current_run",
     "current_step",
@@ -29,8 +34,13 @@ _SDK_NAMES = (
 __all__ = sorted([*_SDK_NAMES, "__version__"])
 
 if TYPE_CHECKING:
+    from xray.sdk import ClientStats as ClientStats
+    from xray.sdk import Response as Response
     from xray.sdk import Run as Run
+    from xray.sdk import RunScope as RunScope
     from xray.sdk import Step as Step
+    from xray.sdk import StepFactory as StepFactory
+    from xray.sdk import Transport as Transport
     from xray.sdk import XRayClient as XRayClient
     from xray.sdk import current_run as current_run
     from xray.sdk import current_step as current_step
