@@ -138,6 +138,8 @@ def shots(artifacts_dir: Path) -> Path:
 
 
 def snap(page: Page, shots: Path, name: str) -> None:
+    # From the top, so the sticky header is drawn where a person sees it.
+    page.evaluate("() => window.scrollTo(0, 0)")
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 

@@ -17,7 +17,6 @@ import {
   fmtTime,
   h,
   hashUrl,
-  kv,
   loading,
   pager,
   preview,
@@ -83,6 +82,15 @@ export async function renderRun(ctx) {
   fillComparePicker(run, signal);
 }
 
+/** Label/value pairs that wrap as a line of facts; "wide" ones take a line of their own. */
+function facts(rows) {
+  return h(
+    "dl",
+    { class: "facts" },
+    rows.filter(Boolean).map(([k, v, cls]) => h("div", { class: cls || "" }, h("dt", { text: k }), h("dd", {}, v))),
+  );
+}
+
 function runHeader(run) {
   const meta = Object.entries(run.metadata || {});
   return h(
@@ -90,7 +98,7 @@ function runHeader(run) {
     { class: "page-head run-head" },
     h("nav", { class: "crumbs" }, h("a", { href: "#/runs", text: "Runs" }), " / ", h("a", { href: hashUrl("/runs", { pipeline: run.pipeline }), text: run.pipeline }), " / ", h("span", { class: "mono", text: shortId(run.id) })),
     h("div", { class: "title-row" }, h("h1", { text: run.pipeline }), statusBadge(run.status), h("span", { class: "spacer" }), h("div", { class: "compare-picker", id: "compare-picker" })),
-    kv([
+    facts([
       ["Run", h("span", { class: "mono selectable", text: run.id })],
       ["Started", h("span", { title: fmtRelative(run.started_at) }, fmtTime(run.started_at))],
       ["Duration", fmtDuration(run.duration_ms)],
@@ -98,6 +106,13 @@ function runHeader(run) {
       meta.length
         ? ["Metadata", h("span", { class: "chips" }, meta.map(([k, v]) => h("a", { class: "chip", href: hashUrl("/runs", { meta: `${k}=${typeof v === "string" ? v : JSON.stringify(v)}` }), title: "Runs with this metadata", text: `${k}=${preview(v, 40)}` })))]
         : null,
+      [
+        "Output",
+        run.error
+          ? h("span", { class: "err-text", text: `${run.error.type}: ${preview(run.error.message, 160)}` })
+          : h("span", { class: "mono output-preview", id: "run-output", title: preview(run.output, 2000), text: preview(run.output, 160) || "—" }),
+        "wide",
+      ],
     ]),
   );
 }
@@ -277,7 +292,7 @@ async function fillStepPanel(panel, run, step, params, ctx) {
   }
   const io = h("div", { class: "two-col" }, h("div", { class: "panel-block" }, h("h3", { text: "Input preview" }), step.input == null ? h("p", { class: "muted", text: "Not recorded." }) : codeBlock(step.input, "scroll")), h("div", { class: "panel-block" }, h("h3", { text: "Output preview" }), step.output == null ? h("p", { class: "muted", text: "Not recorded." }) : codeBlock(step.output, "scroll")));
   const decisionsBox = h("div", { class: "panel-block decisions", id: "decisions" });
-  clear(panel).append(...[head, step.error ? errorPanel(step.error, "This step failed") : null, h("div", { class: "two-col" }, paramsBlock, reasoningBlock), histo, io, decisionsBox].filter(Boolean));
+  clear(panel).append(...[head, step.error ? errorPanel(step.error, "This step failed") : null, h("div", { class: "two-col" }, paramsBlock, reasoningBlock), histo, decisionsBox, io].filter(Boolean));
   await fillDecisions(decisionsBox, run, step, params, reasons, stepUrl, ctx);
 }
 

@@ -45,11 +45,18 @@ export function select(name, options, value, label) {
   );
 }
 
+// The pipeline dropdown changes rarely; reuse it for a minute instead of asking again on
+// every filter change.
+let pipelineCache = null;
+
 export async function pipelineOptions(signal) {
+  if (pipelineCache && Date.now() - pipelineCache.at < 60_000) return pipelineCache.options;
   // One page is enough for a dropdown; a deployment with more than 500 pipeline names
-  // can still type one into the URL.
+  // can still put one in the URL.
   const page = await api("/pipelines", { limit: 500 }, signal);
-  return page.items.map((p) => [p.pipeline, `${p.pipeline} (${fmtInt(p.run_count)})`]);
+  const options = page.items.map((p) => [p.pipeline, `${p.pipeline} (${fmtInt(p.run_count)})`]);
+  pipelineCache = { at: Date.now(), options };
+  return options;
 }
 
 function localInputValue(iso) {
@@ -184,16 +191,6 @@ function filterForm(params, pipelines) {
     field("From", since),
     field("To", until),
     field("Metadata", metaInput, "wide"),
-    field(
-      "Per page",
-      select(
-        "limit",
-        [...new Set([...PAGE_SIZES, String(pageSize(params))])].sort((a, b) => a - b).map((n) => [n, n]),
-        String(pageSize(params)),
-        "Runs per page",
-      ),
-      "narrow",
-    ),
     h(
       "div",
       { class: "field field-sentence" },
@@ -206,6 +203,16 @@ function filterForm(params, pipelines) {
         minElim,
         h("span", { class: "muted", text: "%" }),
       ),
+    ),
+    field(
+      "Per page",
+      select(
+        "limit",
+        [...new Set([...PAGE_SIZES, String(pageSize(params))])].sort((a, b) => a - b).map((n) => [n, n]),
+        String(pageSize(params)),
+        "Runs per page",
+      ),
+      "narrow",
     ),
     h(
       "div",
