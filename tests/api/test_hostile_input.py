@@ -356,3 +356,13 @@ class TestBodyLimit:
         response = await client.post("/batch", content=b"{}", headers={"Content-Encoding": "br"})
         assert response.status_code == 400
         assert "Content-Encoding" in response.json()["message"]
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"])
+async def test_dates_that_overflow_in_utc_are_400(client: httpx.AsyncClient, when: str) -> None:
+    response = await client.get("/runs", params={"since": when})
+    assert response.status_code == 400
+    assert "out of range" in response.json()["message"]
+    response = await client.post("/runs", json=run(started_at=when))
+    assert response.status_code == 400
+    assert "out of range" in response.json()["message"]

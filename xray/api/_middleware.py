@@ -25,6 +25,7 @@ _PUBLIC = frozenset(
         "/favicon.ico",
         "/docs",
         "/docs/oauth2-redirect",
+        "/redoc",
         "/openapi.json",
     }
 )

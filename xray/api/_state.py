@@ -37,6 +37,7 @@ class KeyCache:
     config_keys: tuple[bytes, ...]
     ttl: float = 5.0
     db_hashes: frozenset[str] | None = None
+    db_has_keys: bool = False
     loaded_at: float = float("-inf")
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -48,14 +49,14 @@ class KeyCache:
                 return
             try:
                 async with sessions() as session:
-                    self.db_hashes = await active_key_hashes(session)
+                    self.db_hashes, self.db_has_keys = await active_key_hashes(session)
                 self.loaded_at = time.monotonic()
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
                 # Keep the last known set; with none known, fail closed (see check()).
                 logger.debug("cannot read API keys: %s", exc.__class__.__name__)
 
     def check(self, presented: str | None) -> AuthResult:
-        required = bool(self.config_keys) or self.db_hashes is None or bool(self.db_hashes)
+        required = bool(self.config_keys) or self.db_hashes is None or self.db_has_keys
         if not required:
             return AuthResult.ALLOWED
         if presented is None:

@@ -17,7 +17,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
@@ -137,14 +144,50 @@ def from_validation_error(exc: ValidationError, *, prefix: str = "") -> APIError
     return validation_error(field_errors(exc.errors(), prefix=prefix))
 
 
+# PostgreSQL SQLSTATEs that mean "cannot talk to the database now": connection exceptions
+# (08xxx), shutdown / starting up (57P0x), too many connections, database not accepting
+# connections (55000 on connect) or gone (3D000).
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "55000", "3D000"})
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending and len(chain) < 10:
+        current = pending.pop()
+        if current is None or any(current is seen for seen in chain):
+            continue
+        chain.append(current)
+        pending += [getattr(current, "orig", None), current.__cause__, current.__context__]
+    return chain
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database cannot be reached right now (→ 503)."""
-    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeoutError)):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    # asyncpg raises plain OSError / TimeoutError when the server refuses or hangs.
-    return isinstance(exc, (OSError, TimeoutError, ConnectionError))
+    for cause in _causes(exc):
+        if isinstance(cause, (OperationalError, InterfaceError, PoolTimeoutError)):
+            return True
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+            return True
+        # asyncpg raises plain OSError / TimeoutError when the server refuses or hangs.
+        if isinstance(cause, (OSError, TimeoutError, ConnectionError)):
+            return True
+        sqlstate = getattr(cause, "sqlstate", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+        ):
+            return True
+    return False
+
+
+def _is_bad_value(exc: BaseException) -> bool:
+    for cause in _causes(exc):
+        if isinstance(cause, (DataError, IntegrityError)):
+            return True
+        sqlstate = getattr(cause, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in ("22", "23"):
+            return True
+    return False
 
 
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -184,11 +227,18 @@ async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
             "the database is unavailable right now; retry later",
             headers={"Retry-After": "1"},
         )
-    if isinstance(exc, DBAPIError) and exc.__class__.__name__ in ("DataError", "IntegrityError"):
+    if any(isinstance(cause, OverflowError) for cause in _causes(exc)):
+        return error_response(400, "a date or number in the request is out of range")
+    if _is_bad_value(exc):
         # A value the database refuses despite validation (e.g. out of a column's range).
         return error_response(400, "a value in the request cannot be stored or compared")
     logger.exception("database error")
     return error_response(500, "internal error", code="internal_error")
+
+
+async def _overflow_error(_request: Request, exc: Exception) -> JSONResponse:
+    # e.g. a date at the edge of the calendar shifted out of range by its time zone.
+    return error_response(400, f"a value in the request is out of range: {exc}")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -199,3 +249,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SQLAlchemyError, _database_error)
     app.add_exception_handler(OSError, _database_error)
     app.add_exception_handler(TimeoutError, _database_error)
+    app.add_exception_handler(OverflowError, _overflow_error)

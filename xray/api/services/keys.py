@@ -79,7 +79,11 @@ async def list_keys(session: AsyncSession) -> list[APIKey]:
     return [APIKey(r.id, r.name, r.prefix, r.created_at, r.revoked_at) for r in rows]
 
 
-async def active_key_hashes(session: AsyncSession) -> frozenset[str]:
-    """The hashes of every key not revoked."""
-    rows = await session.scalars(select(APIKeyRow.key_hash).where(APIKeyRow.revoked_at.is_(None)))
-    return frozenset(rows)
+async def active_key_hashes(session: AsyncSession) -> tuple[frozenset[str], bool]:
+    """The hashes of every key not revoked, and whether any key was ever stored.
+
+    Once a key has been stored the API stays locked even after every key is revoked:
+    revoking the last key must not silently open the API.
+    """
+    rows = (await session.execute(select(APIKeyRow.key_hash, APIKeyRow.revoked_at))).all()
+    return frozenset(h for h, revoked in rows if revoked is None), bool(rows)
