@@ -34,7 +34,7 @@ def test_demo_once_starts_loads_prints_and_stops(tmp_path: Path) -> None:
         "demo", "--no-serve", "--port", str(port), "--runs", "1", "--dir", str(tmp_path / "d")
     )
     assert result.code == 0, result.err
-    assert f"Dashboard  http://127.0.0.1:{port}/" in result.out
+    assert f"Dashboard   http://127.0.0.1:{port}/" in result.out
     assert f"export XRAY_BASE_URL=http://127.0.0.1:{port}" in result.out
     assert (
         "Recorded 5 runs (competitor-selection 3, listing-optimisation 1, product-categorisation 1)"

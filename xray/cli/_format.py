@@ -150,6 +150,10 @@ def _brief(value: Any, *, depth: int) -> str:
     if isinstance(value, bool | int | float):
         return json.dumps(value)
     if isinstance(value, list):
+        if depth <= 1 and all(isinstance(v, str | int | float) for v in value):
+            text = "[" + ", ".join(str(v) for v in value) + "]"
+            if len(text) <= 120:  # a short list of words says more than its length
+                return text
         if len(value) > 3 or depth > 1:
             return f"[{len(value)} items]"
         return "[" + ", ".join(_brief(v, depth=depth + 1) for v in value) + "]"
