@@ -529,6 +529,10 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO, *, api_key: str
             )
         return 0
 
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        raise CLIError(
+            "xray demo starts the API server, which is not installed: pip install 'xray[api]'"
+        )
     workdir = Path(args.dir)
     port = _choose_port(args, err)
     database_url = _database_url(args, workdir)
