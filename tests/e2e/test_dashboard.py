@@ -422,6 +422,17 @@ def test_empty_and_error_states_are_readable(demo: Demo, page: Page, shots: Path
     error = page.locator(".state-error")
     expect(error).to_contain_text("Request rejected (HTTP 422)")
     expect(error).to_contain_text("status")
+    # The filter form stays, so the rejected filter can be fixed in place.
+    page.select_option("#f-status", "error")
+    page.click("#runs-filters button[type=submit]")
+    settle(page)
+    expect(page.locator(".state-error")).to_have_count(0)
+    assert "status=error" in _hash(page)
+
+    page.goto(f"{demo.url}/#/steps?type=bogus")
+    settle(page)
+    expect(page.locator(".state-error")).to_contain_text("Request rejected (HTTP 422)")
+    expect(page.locator("#steps-filters")).to_be_visible()
 
     page.goto(f"{demo.url}/#/nowhere")
     expect(page.locator(".state-error")).to_contain_text("Page not found")

@@ -266,6 +266,19 @@ export async function api(path, params, signal) {
   return body;
 }
 
+/**
+ * Await a list request, but hand back a rejected filter (400/422) as a value so the page
+ * can still show its filter form next to the message. Anything else is thrown.
+ */
+export async function filterResult(promise) {
+  try {
+    return { page: await promise, error: null };
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 400 || e.status === 422)) return { page: null, error: e };
+    throw e;
+  }
+}
+
 export function enc(s) {
   return encodeURIComponent(String(s));
 }

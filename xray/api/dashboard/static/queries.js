@@ -5,6 +5,8 @@ import {
   clear,
   empty,
   enc,
+  errorBox,
+  filterResult,
   fmtDuration,
   fmtInt,
   fmtTime,
@@ -35,9 +37,9 @@ export async function renderQueries(ctx) {
   document.title = "Queries · X-Ray";
   const cursor = params.get("cursor") || "";
   const base = Object.fromEntries(KEYS.map((k) => [k, params.get(k)]));
-  const [pipelines, page] = await Promise.all([
+  const [pipelines, { page, error }] = await Promise.all([
     pipelineOptions(signal),
-    api(
+    filterResult(api(
       "/steps",
       {
         type: base.type,
@@ -51,7 +53,7 @@ export async function renderQueries(ctx) {
         limit: 50,
       },
       signal,
-    ),
+    )),
   ]);
   if (!ctx.isCurrent()) return;
   const num = (name, placeholder, attrs = {}) => h("input", { name, id: `q-${name}`, type: "number", min: 0, step: "any", class: "num-input", placeholder, value: params.get(name) || "", ...attrs });
@@ -79,6 +81,11 @@ export async function renderQueries(ctx) {
   );
   const examples = h("p", { class: "examples" }, h("span", { class: "muted", text: "Try: " }), EXAMPLES.map(([label, q]) => h("a", { class: "chip", href: hashUrl("/steps", q), text: label })));
   const body = h("section", { class: "card" });
+  if (error) {
+    body.append(errorBox(error));
+    clear(root).append(h("div", { class: "page-head" }, h("h1", { text: "Queries" })), form, body);
+    return;
+  }
   if (!page.items.length) {
     body.append(empty("No steps match this query.", h("a", { href: "#/steps", text: "Clear the query" })));
   } else {

@@ -5,6 +5,8 @@ import {
   clear,
   empty,
   enc,
+  errorBox,
+  filterResult,
   fmtDuration,
   fmtInt,
   fmtRelative,
@@ -101,12 +103,17 @@ export function runsQuery(params) {
 export async function renderRuns(ctx) {
   const { root, params, signal } = ctx;
   document.title = "Runs · X-Ray";
-  const [pipelines, page] = await Promise.all([pipelineOptions(signal), api("/runs", runsQuery(params), signal)]);
+  const [pipelines, { page, error }] = await Promise.all([pipelineOptions(signal), filterResult(api("/runs", runsQuery(params), signal))]);
   if (!ctx.isCurrent()) return;
 
   const form = filterForm(params, pipelines);
   const active = FILTER_KEYS.some((k) => k !== "limit" && params.get(k));
   const body = h("section", { class: "card" });
+  if (error) {
+    body.append(errorBox(error));
+    clear(root).append(h("div", { class: "page-head" }, h("h1", { text: "Runs" })), form, body);
+    return;
+  }
   if (page.items.length === 0) {
     body.append(
       empty(
