@@ -143,6 +143,10 @@ def snap(page: Page, shots: Path, name: str) -> None:
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 
+def bad_reasoning(run: dict[str, Any]) -> str:
+    return str(_step(run, "generate_keywords")["reasoning"])[:60]
+
+
 def _step(run: dict[str, Any], name: str) -> dict[str, Any]:
     return next(s for s in run["steps"] if s["name"] == name)
 
@@ -198,6 +202,15 @@ def test_newcomer_finds_why_the_laptop_stand_got_a_phone_case(
     funnel = page.locator("#funnel .funnel-row")
     expect(funnel).to_have_count(len(bad["steps"]))
     expect(funnel.nth(0)).to_contain_text(bad["steps"][0]["name"])
+    # Drawn to scale: the bars' widths are in the ratio of the steps' input counts.
+    search, price = _step(bad, "search_catalogue"), _step(bad, "price_filter")
+    widths = [
+        page.locator(f'.funnel-row[data-step-name="{s["name"]}"] .bar-in').bounding_box()
+        for s in (search, price)
+    ]
+    assert widths[0] and widths[1]
+    ratio = widths[1]["width"] / widths[0]["width"]
+    assert abs(ratio - price["input_count"] / search["input_count"]) < 0.01
     snap(page, shots, "03-run")
 
     # 3. The category filter kept the phone case: open the step and find its decision.
@@ -253,6 +266,10 @@ def test_newcomer_finds_why_the_laptop_stand_got_a_phone_case(
     expect(page.locator(".run-card").nth(0)).to_contain_text(good["id"][:8])
     search = page.locator('#compare-table tr[data-step-name="search_catalogue"]')
     expect(search.locator(".param-diff .val-added")).to_contain_text(["+ phone stand"])
+    # The keyword model said different things; both texts are one click away.
+    keywords = page.locator('#compare-table tr[data-step-name="generate_keywords"]')
+    keywords.locator(".reasoning-diff summary").click()
+    expect(keywords.locator(".reasoning-diff")).to_contain_text(bad_reasoning(bad))
     expect(select.locator(".kept-diff").nth(0)).to_contain_text(good_choice)
     expect(select.locator(".kept-diff").nth(1)).to_contain_text(PHONE_CASE)
     snap(page, shots, "06-compare")
@@ -554,3 +571,76 @@ def test_every_list_request_asks_for_one_bounded_page(demo: Demo, page: Page) ->
     for url in lists:
         limit = parse_qs(urlsplit(url).query).get("limit")
         assert limit and 1 <= int(limit[0]) <= 1000, f"unbounded list request: {url}"
+
+
+def test_failed_and_nested_steps_are_marked_in_the_funnel(
+    demo: Demo, page: Page, shots: Path
+) -> None:
+    run_id, parent, child, failed = (str(uuid.uuid4()) for _ in range(4))
+    started = datetime.now(UTC).isoformat()
+    boom = {
+        "type": "TimeoutError",
+        "message": "the model did not answer in 30 s",
+        "traceback": "Traceback (most recent call last):\n  ...\nTimeoutError",
+    }
+
+    def step(step_id: str, seq: int, name: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "id": step_id,
+            "run_id": run_id,
+            "seq": seq,
+            "name": name,
+            "started_at": started,
+            **extra,
+        }
+
+    batch = {
+        "runs": [
+            {
+                "id": run_id,
+                "pipeline": "nested-demo",
+                "status": "error",
+                "started_at": started,
+                "error": boom,
+            }
+        ],
+        "steps": [
+            step(parent, 0, "rerank", type="rank", input_count=50, output_count=10),
+            step(
+                child,
+                1,
+                "score_batch",
+                type="llm",
+                parent_id=parent,
+                input_count=50,
+                output_count=50,
+            ),
+            step(failed, 2, "explain", type="llm", status="error", error=boom, input_count=10),
+        ],
+    }
+    response = httpx.post(
+        f"{demo.url}/batch", json=batch, headers={"X-API-Key": API_KEY}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+
+    page.goto(f"{demo.url}/#/runs?pipeline=nested-demo")
+    settle(page)
+    expect(page.locator(f'#runs-table tr[data-run-id="{run_id}"]')).to_have_class("row-error")
+    expect(page.locator("#runs-table")).to_contain_text("TimeoutError")
+    page.goto(f"{demo.url}/#/runs/{run_id}?step={failed}")
+    settle(page)
+    expect(page.locator(".error-panel").first).to_contain_text(
+        "TimeoutError: the model did not answer in 30 s"
+    )
+    expect(page.locator('.funnel-row[data-step-name="explain"]')).to_have_class(
+        re.compile(r"\bis-error\b")
+    )
+    indent = [
+        page.locator(f'.funnel-row[data-step-name="{name}"] .step-name').evaluate(
+            "e => parseFloat(getComputedStyle(e).paddingLeft)"
+        )
+        for name in ("rerank", "score_batch")
+    ]
+    assert indent[1] > indent[0]
+    expect(page.locator(".step-panel .error-panel")).to_contain_text("This step failed")
+    snap(page, shots, "13-errors-and-nesting")

@@ -138,7 +138,12 @@ export async function renderCompare(ctx) {
         h("td", { class: "num", text: row.a ? fmtElimination(row.a) : "" }),
         h("td", { class: "num", text: row.b ? `${fmtInt(row.b.input_count)} → ${fmtInt(row.b.output_count)}` : "missing" }),
         h("td", { class: "num", text: row.b ? fmtElimination(row.b) : "" }),
-        h("td", { class: "param-diff" }, diff.length ? diff.map(([k, va, vb]) => paramChange(k, va, vb)) : h("span", { class: "muted", text: "same" })),
+        h(
+          "td",
+          { class: "param-diff" },
+          diff.length ? diff.map(([k, va, vb]) => paramChange(k, va, vb)) : h("span", { class: "muted", text: "same" }),
+          reasoningDiffers(row) ? reasoningDiff(row) : null,
+        ),
         onlyA,
         onlyB,
       ),
@@ -197,6 +202,21 @@ function paramChange(key, va, vb) {
     );
   }
   return h("div", {}, name, ": ", h("span", { class: "val-a mono", text: va === undefined ? "∅" : preview(va, 120) }), " → ", h("span", { class: "val-b mono", text: vb === undefined ? "∅" : preview(vb, 120) }));
+}
+
+function reasoningDiffers(row) {
+  return Boolean(row.a && row.b && (row.a.reasoning || row.b.reasoning) && row.a.reasoning !== row.b.reasoning);
+}
+
+// LLM steps often differ only in what the model said: show both texts on demand.
+function reasoningDiff(row) {
+  return h(
+    "details",
+    { class: "reasoning-diff" },
+    h("summary", { text: "reasoning differs" }),
+    h("p", {}, h("span", { class: "ab-mini", text: "A" }), row.a.reasoning || "(none)"),
+    h("p", {}, h("span", { class: "ab-mini", text: "B" }), row.b.reasoning || "(none)"),
+  );
 }
 
 function describe(step) {

@@ -235,6 +235,17 @@ export function recordedText(step) {
   return `${fmtInt(rec)} of ${fmtInt(total)} decisions recorded (${note})`;
 }
 
+function stepSummary(step) {
+  const known = (v) => v !== null && v !== undefined;
+  const parts = [];
+  if (known(step.input_count)) parts.push(`${fmtInt(step.input_count)} in`);
+  if (known(step.output_count)) parts.push(`${fmtInt(step.output_count)} out`);
+  if (known(step.elimination_rate)) parts.push(step.elimination_rate < 0 ? fmtElimination(step) : `${fmtPct(step.elimination_rate)} eliminated`);
+  if (known(step.duration_ms)) parts.push(fmtDuration(step.duration_ms));
+  parts.push(`detail: ${step.detail}`);
+  return parts.join(" · ");
+}
+
 async function fillStepPanel(panel, run, step, params, ctx) {
   const stepUrl = (extra) => hashUrl(`/runs/${enc(run.id)}`, { step: step.id, ...extra });
   const reasons = Object.entries(step.reason_counts || {}).sort((a, b) => b[1] - a[1]);
@@ -245,7 +256,7 @@ async function fillStepPanel(panel, run, step, params, ctx) {
     h("strong", { text: step.name }),
     typeChip(step.type),
     statusBadge(step.status),
-    h("span", { class: "muted", text: `${fmtInt(step.input_count)} in → ${fmtInt(step.output_count)} out · ${step.elimination_rate < 0 ? fmtElimination(step) : `${fmtPct(step.elimination_rate)} eliminated`} · ${fmtDuration(step.duration_ms)} · detail: ${step.detail}` }),
+    h("span", { class: "muted", text: stepSummary(step) }),
     h("span", { class: "spacer" }),
     h("a", { class: "btn btn-quiet", href: hashUrl("/steps", { type: step.type, name: step.name, pipeline: step.pipeline }), text: "Similar steps in other runs" }),
   );
