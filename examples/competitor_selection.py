@@ -478,6 +478,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5, help="how many products to run (default 5)")
     parser.add_argument("--seed", type=int, default=None, help="seed for reproducible runs")
     parser.add_argument("--bug", action="store_true", help="run the laptop-stand bug scenario")
+    parser.add_argument(
+        "--category-match-level",
+        choices=["department", "group", "leaf"],
+        default="department",
+        help="how strictly the category filter compares categories (default: department)",
+    )
     args = parser.parse_args(argv)
 
     client = XRayClient()  # xray.config.yaml or XRAY_BASE_URL / XRAY_API_KEY
@@ -486,7 +492,9 @@ def main(argv: list[str] | None = None) -> None:
     jobs = [(PRODUCTS[0], BUG_SEED)] if args.bug else []
     jobs += [(rng.choice(PRODUCTS), rng.randrange(1_000_000)) for _ in range(args.runs)]
     for product, seed in jobs:
-        result = find_competitor(client, product, catalogue, seed=seed)
+        result = find_competitor(
+            client, product, catalogue, seed=seed, category_match_level=args.category_match_level
+        )
         chosen = result.competitor["title"] if result.competitor else "(none)"
         flag = "" if result.same_category else "   <-- different category!"
         print(f"{product['title'][:45]:<45} -> {chosen[:60]}{flag}  [run {result.run_id}]")
