@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,21 @@ def migrated_postgres(postgres_database: str) -> str:
     return postgres_database
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "xray.db"
+    upgrade_database(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A clean, migrated database: a new SQLite file, or the truncated PostgreSQL one."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'xray.db'}"
+        # A copy of a migrated file: the same schema, without migrating per test.
+        target = tmp_path / "xray.db"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), target)
+        return f"sqlite+aiosqlite:///{target}"
     url: str = request.getfixturevalue("migrated_postgres")
     asyncio.run(_truncate(url))
     return url

@@ -12,7 +12,7 @@ import contextlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["main", "unsupported_database"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,17 +30,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def unsupported_database(database_url: str) -> str | None:
+    """Why the server cannot use ``database_url``, or ``None`` when it can."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        return f"not a database URL: {database_url!r}"
+    supported = {("sqlite", "aiosqlite"), ("postgresql", "asyncpg")}
+    if (url.get_backend_name(), url.get_driver_name()) not in supported:
+        return (
+            f"unsupported database {url.drivername!r}; use sqlite+aiosqlite:///path.db "
+            "or postgresql+asyncpg://user:password@host/db"
+        )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse flags, resolve the config, serve until interrupted; return the exit status."""
     args = _parser().parse_args(argv)
     from xray.shared import ConfigError, load_api_config
 
     try:
-        config = load_api_config(
-            args.config, host=args.host, port=args.port, database_url=args.database_url
-        )
+        flags = {"host": args.host, "port": args.port, "database_url": args.database_url}
+        # Only flags actually given count as overrides (and get blamed for bad values).
+        config = load_api_config(args.config, **{k: v for k, v in flags.items() if v is not None})
     except ConfigError as exc:
         print(f"xray api: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    problem = unsupported_database(config.database_url)
+    if problem:
+        print(f"xray api: invalid configuration: api.database_url: {problem}", file=sys.stderr)
         return 2
     from xray.api._server import serve
 

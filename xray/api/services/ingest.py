@@ -135,6 +135,8 @@ async def _upsert_runs(session: AsyncSession, dialect: str, runs: Sequence[RunIn
             rounds.append([])
         rounds[index].append(_run_row(run, now))
     for rows in rounds:
+        # Rows in id order: concurrent requests lock rows in the same order (no deadlock).
+        rows.sort(key=lambda row: row["id"])
         for chunk in _chunks(rows, _CHUNK // 2):
             await session.execute(stmt, list(chunk))
     return len(seen)
@@ -188,6 +190,7 @@ async def _ensure_runs(
             }
         )
     if placeholders:
+        placeholders.sort(key=lambda row: row["id"])
         stmt = _insert(dialect, _RUNS).on_conflict_do_nothing(index_elements=[_RUNS.c.id])
         for chunk in _chunks(placeholders, _CHUNK // 2):
             await session.execute(stmt, list(chunk))
@@ -271,10 +274,11 @@ async def _upsert_steps(
         index_elements=[_STEPS.c.id],
         set_={c.name: stmt.excluded[c.name] for c in _STEPS.c if c.name != "id"},
     )
+    step_rows.sort(key=lambda row: row["id"])
     for chunk in _chunks(step_rows, 200):
         await session.execute(stmt, list(chunk))
     # A re-sent step replaces its decisions as a set; first-time steps delete nothing.
-    step_ids = list(latest)
+    step_ids = sorted(latest)
     for chunk in _chunks(step_ids):
         await session.execute(delete(DecisionRow).where(DecisionRow.step_id.in_(chunk)))
     if decision_rows:
