@@ -89,8 +89,8 @@ def test_retries_are_bounded_then_the_batch_is_dropped_and_counted(
         assert client.flush(20)
         stats = client.stats()
         assert len(api.requests) == 3
-        # the run (start and end travel as one state) and the step
-        assert stats["dropped_by_reason"] == {"http_5xx": 2} and stats["failed"] == 1
+        # counted by item: the run's start and end (sent as one state) and the step
+        assert stats["dropped_by_reason"] == {"http_5xx": 3} and stats["failed"] == 1
     assert "after 3 attempts" in caplog.text
 
 
@@ -102,7 +102,7 @@ def test_401_is_dropped_without_retry_and_warned_once(caplog: pytest.LogCaptureF
         run_pipeline(client, steps=1)
         assert client.flush(10)
         stats = client.stats()
-        assert stats["retried"] == 0 and stats["dropped_by_reason"] == {"http_4xx": 4}
+        assert stats["retried"] == 0 and stats["dropped_by_reason"] == {"http_4xx": 6}
         assert len(api.requests) == 2
     warnings = [r for r in caplog.records if r.name == "xray" and r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "401" in warnings[0].getMessage()
@@ -160,7 +160,7 @@ def test_garbage_answers_count_as_network_errors() -> None:
         client = XRayClient(base_url=api.base_url, max_retries=1, **ON_FLUSH)
         run_pipeline(client, steps=1)
         assert client.flush(20)
-        assert client.stats()["dropped_by_reason"] == {"network": 2}
+        assert client.stats()["dropped_by_reason"] == {"network": 3}  # run start+end, step
         assert len(api.requests) == 2
 
 

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, Protocol
 
 from xray.sdk._buffer import Buffer, Counters
-from xray.sdk._guard import internal_error, logger, warn_once
+from xray.sdk._guard import internal_error, logger
 from xray.sdk._payload import Encoder
 from xray.sdk._run import Run
 from xray.shared import SDKConfig
@@ -152,6 +152,11 @@ def _error_message(body: bytes) -> str:
 class _Part(NamedTuple):
     kind: str  # "runs" or "steps"
     body: bytes
+    items: int = 1  # buffered items it stands for: a run's start and end travel as one
+
+
+def _count(parts: list[_Part]) -> int:
+    return sum(p.items for p in parts)
 
 
 class Sender:
@@ -181,6 +186,7 @@ class Sender:
         self._stopping = False
         self._deadline: float | None = None
         self._interrupt = threading.Event()
+        self._warned: set[str] = set()  # each problem is logged once per client
 
     # -- called from user threads -----------------------------------------------------
 
@@ -241,7 +247,7 @@ class Sender:
         try:
             self._transport = self._transport_factory()
         except Exception as exc:
-            warn_once(
+            self._warn_once(
                 "transport", "xray: cannot create the transport, nothing will be sent: %s", exc
             )
             self._transport = None
@@ -261,6 +267,11 @@ class Sender:
             except Exception as exc:  # the sender must outlive its own bugs
                 internal_error(exc)
                 time.sleep(0.1)
+
+    def _warn_once(self, key: str, message: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(message, *args)
 
     def _expired(self) -> bool:
         return self._deadline is not None and time.monotonic() >= self._deadline
@@ -284,23 +295,20 @@ class Sender:
                 self._deliver(batch)
 
     def _encode(self, items: list[Any]) -> list[list[_Part]]:
-        """Serialise items (runs de-duplicated: their latest state) and pack batches."""
+        """Serialise items (a run once, in its latest state) and pack them into batches."""
         parts: list[_Part] = []
-        seen_runs: set[int] = set()
-        duplicates = 0
+        run_updates: dict[int, int] = {}
         for item in items:
             if isinstance(item, Run):
-                if id(item) in seen_runs:
-                    duplicates += 1
-                    continue
-                seen_runs.add(id(item))
-                self._encode_one("runs", self._encoder.run, item, parts)
+                run_updates[id(item)] = run_updates.get(id(item), 0) + 1
+        for item in items:
+            if isinstance(item, Run):
+                updates = run_updates.pop(id(item), 0)
+                if updates:
+                    self._encode_one("runs", self._encoder.run, item, parts, updates)
         for item in items:
             if not isinstance(item, Run):
-                self._encode_one("steps", self._encoder.step, item, parts)
-        if duplicates:
-            # A run's start and end in one batch travel as one (its final) state.
-            self._counters.add(sent=duplicates)
+                self._encode_one("steps", self._encoder.step, item, parts, 1)
         batches: list[list[_Part]] = []
         current: list[_Part] = []
         size = 0
@@ -315,18 +323,25 @@ class Sender:
         return batches
 
     def _encode_one(
-        self, kind: str, build: Callable[[Any], dict[str, Any] | None], item: Any, out: list[_Part]
+        self,
+        kind: str,
+        build: Callable[[Any], dict[str, Any] | None],
+        item: Any,
+        out: list[_Part],
+        items: int,
     ) -> None:
         try:
             data = build(item)
             if data is None:
-                self._counters.drop("redacted")
+                self._counters.drop("redacted", items)
                 return
-            out.append(_Part(kind, _compact.encode(data).encode("utf-8")))
+            out.append(_Part(kind, _compact.encode(data).encode("utf-8"), items))
         except Exception as exc:
             internal_error(exc)
-            warn_once("encode", "xray: could not encode a %s; it was dropped: %r", kind[:-1], exc)
-            self._counters.drop("serialization")
+            self._warn_once(
+                "encode", "xray: could not encode a %s; it was dropped: %r", kind[:-1], exc
+            )
+            self._counters.drop("serialization", items)
 
     def _body(self, parts: list[_Part]) -> bytes:
         runs = b",".join(p.body for p in parts if p.kind == "runs")
@@ -354,20 +369,20 @@ class Sender:
         attempt = 0
         while True:
             if self._expired():
-                self._counters.drop("shutdown", len(parts))
+                self._counters.drop("shutdown", _count(parts))
                 return
             response = transport.send(self._body(parts), self._headers, self._timeout())
             status = response.status
             if status is not None and 200 <= status < 300:
-                self._counters.add(sent=len(parts))
+                self._counters.add(sent=_count(parts))
                 return
             if status in (400, 413, 422):
                 self._split(parts, status, response.message)
                 return
             if status is not None and status != 429 and status < 500 and status != 408:
-                self._counters.drop("http_4xx", len(parts))
+                self._counters.drop("http_4xx", _count(parts))
                 self._counters.add(failed=1)
-                warn_once(
+                self._warn_once(
                     f"http-{status}",
                     "xray: the X-Ray API answered %s (%s); dropping what it refused",
                     status,
@@ -376,9 +391,9 @@ class Sender:
                 return
             reason = "network" if status is None else "http_429" if status == 429 else "http_5xx"
             if attempt >= self._config.max_retries or self._expired():
-                self._counters.drop(reason if not self._expired() else "shutdown", len(parts))
+                self._counters.drop(reason if not self._expired() else "shutdown", _count(parts))
                 self._counters.add(failed=1)
-                warn_once(
+                self._warn_once(
                     f"give-up-{reason}",
                     "xray: could not send to the X-Ray API after %d attempts (%s); dropping",
                     attempt + 1,
@@ -400,9 +415,9 @@ class Sender:
             self._deliver(parts[middle:])
             return
         reason = "too_large" if status == 413 else "invalid"
-        self._counters.drop(reason)
+        self._counters.drop(reason, _count(parts))
         self._counters.add(failed=1)
-        warn_once(
+        self._warn_once(
             f"split-{status}",
             "xray: the X-Ray API refused a %s with %s (%s); dropped it",
             parts[0].kind[:-1],
