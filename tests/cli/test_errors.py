@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -88,12 +89,12 @@ def test_no_command_prints_help_and_exits_2() -> None:
 
 
 @pytest.fixture(scope="module")
-def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     workdir = tmp_path_factory.mktemp("cli-keys")
     with api_server(
         f"sqlite+aiosqlite:///{workdir / 'keys.db'}", workdir=workdir, api_keys=("s3cret-key",)
     ) as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 def test_missing_key_exits_4_and_says_how_to_pass_one(keyed_server: RunningServer) -> None:
