@@ -353,6 +353,16 @@ def test_sampled_step_says_honestly_how_many_decisions_were_recorded(
     settle(page)
     decisions = page.locator("#decisions-table .decision").all_text_contents()
     assert set(decisions) == {"rejected"}
+    # A reason that is not in the counted reasons (an acceptance reason) can be typed.
+    page.select_option("#d-decision", "")
+    page.wait_for_function("() => !location.hash.includes('decision=')")
+    settle(page)
+    page.fill("#d-reason", "keyword_match")
+    page.click("#decision-filters button[type=submit]")
+    page.wait_for_function("() => location.hash.includes('reason=keyword_match')")
+    settle(page)
+    reasons = page.locator("#decisions-table tbody tr td:nth-child(3)").all_text_contents()
+    assert reasons and set(reasons) == {"keyword_match"}
     snap(page, shots, "07-run-sampled-step")
 
 

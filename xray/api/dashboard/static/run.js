@@ -315,9 +315,10 @@ async function fillDecisions(box, run, step, params, reasons, stepUrl, ctx) {
   box.append(h("div", { class: "section-head" }, h("h3", { text: "Decisions" }), h("span", { class: "recorded", id: "recorded-note", text: recordedText(step) })));
   if (!step.candidates_recorded) return;
   const decisionSel = h("select", { name: "decision", id: "d-decision", "aria-label": "Decision" }, [["", "All decisions"], ...DECISIONS.map((d) => [d, d])].map(([v, t]) => h("option", { value: v, selected: v === decision, text: t })));
-  const reasonOpts = reasons.map(([r]) => r);
-  if (reason && !reasonOpts.includes(reason)) reasonOpts.push(reason);
-  const reasonSel = h("select", { name: "reason", id: "d-reason", "aria-label": "Reason" }, [["", "All reasons"], ...reasonOpts.map((r) => [r, r])].map(([v, t]) => h("option", { value: v, selected: v === reason, text: t })));
+  // Free text with suggestions: reason_counts lists the counted (usually rejection)
+  // reasons, but accepted decisions carry reasons too ("keyword_match").
+  const reasonList = h("datalist", { id: "d-reason-list" }, reasons.map(([r]) => h("option", { value: r })));
+  const reasonSel = h("input", { name: "reason", id: "d-reason", type: "search", list: "d-reason-list", placeholder: "any reason", "aria-label": "Reason", value: reason });
   const candInput = h("input", { name: "cand", id: "d-cand", type: "search", placeholder: "candidate key", value: cand });
   const form = h(
     "form",
@@ -333,6 +334,7 @@ async function fillDecisions(box, run, step, params, reasons, stepUrl, ctx) {
     },
     decisionSel,
     reasonSel,
+    reasonList,
     candInput,
     h("button", { class: "btn", type: "submit", text: "Filter" }),
     decision || reason || cand ? h("a", { class: "btn btn-quiet", href: stepUrl({}), text: "Clear" }) : null,
@@ -340,6 +342,7 @@ async function fillDecisions(box, run, step, params, reasons, stepUrl, ctx) {
   // Submitting on change keeps the filters one click away without a separate button press.
   decisionSel.addEventListener("change", () => form.requestSubmit());
   reasonSel.addEventListener("change", () => form.requestSubmit());
+  candInput.addEventListener("change", () => form.requestSubmit());
   box.append(form);
   const tableBox = h("div", {}, loading("Loading decisions…"));
   box.append(tableBox);
