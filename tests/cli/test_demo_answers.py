@@ -37,6 +37,8 @@ def test_demo_records_three_pipelines_and_the_two_laptop_stand_runs(
     assert pipelines == demo.counts()
     assert demo.bad_run_id in demo.wrong_competitor_run_ids
     assert demo.good_run_id not in demo.wrong_competitor_run_ids
+    assert demo.sdk_stats["dropped"] == 0
+    assert demo.sdk_stats["queued"] == 0
 
 
 def test_walkthrough_query_finds_the_bad_competitor_run(

@@ -589,10 +589,14 @@ def _check_loaded(summary: DemoSummary, api_key: str | None) -> None:
     from xray.cli._http import ApiClient
 
     with ApiClient(summary.base_url, api_key=api_key) as api:
-        try:
-            api.get(f"/runs/{summary.bad_run_id}")
-        except CLIError as exc:
-            raise CLIError(
-                f"the demo ran but its data is not on the server ({exc}); "
-                f"SDK stats: {summary.sdk_stats or 'unavailable'}"
-            ) from exc
+        missing = 0
+        for pipeline, count in summary.counts().items():
+            # Newest first: this demo's runs are the latest of their pipeline.
+            items, _ = api.collect("/runs", {"pipeline": pipeline}, limit=min(500, count + 50))
+            stored = {str(item.get("id")) for item in items}
+            missing += sum(1 for run_id in summary.run_ids(pipeline) if run_id not in stored)
+    if missing:
+        raise CLIError(
+            f"{missing} of {len(summary.runs)} demo runs did not reach the server at {summary.base_url}; "
+            f"SDK stats: {summary.sdk_stats or 'unavailable'}"
+        )
