@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypedDict
 
-from xray.sdk import _ids
+from xray.sdk import _guard, _ids
 from xray.sdk._buffer import Buffer, Counters
 from xray.sdk._context import runtime
 from xray.sdk._guard import guard, internal_error, logger, warn_once
@@ -311,9 +311,19 @@ def _shutdown_all() -> None:
         client.shutdown(max(0.0, deadline - time.monotonic()))
 
 
+def _before_fork() -> None:
+    # Let a sender that is still importing httpx finish (bounded): the child would
+    # otherwise inherit a half-initialised module and never be able to send.
+    for client in list(_clients):
+        sender = client._sender
+        if sender is not None and sender.alive and not sender.ready.is_set():
+            sender.ready.wait(2.0)
+
+
 def _after_fork_in_child() -> None:
     global _registry_lock
     _registry_lock = threading.RLock()
+    _guard.reset_after_fork()
     _ids.reset_after_fork()
     for client in list(_clients):
         with guard:
@@ -322,4 +332,4 @@ def _after_fork_in_child() -> None:
 
 atexit.register(_shutdown_all)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["guard", "guarded", "internal_error", "logger", "warn_once"]
+__all__ = ["guard", "guarded", "internal_error", "logger", "reset_after_fork", "warn_once"]
 
 logger = logging.getLogger("xray")
 
@@ -35,6 +35,12 @@ R = TypeVar("R")
 
 _warned: set[str] = set()
 _warned_lock = threading.Lock()
+
+
+def reset_after_fork() -> None:
+    """A forked child gets a fresh lock (the parent's may have been held mid-fork)."""
+    global _warned_lock
+    _warned_lock = threading.Lock()
 
 
 def internal_error(exc: BaseException) -> None:

@@ -187,6 +187,9 @@ class Sender:
         self._deadline: float | None = None
         self._interrupt = threading.Event()
         self._warned: set[str] = set()  # each problem is logged once per client
+        # Set once the transport exists; fork() waits for it (see _client), because a child
+        # forked while this thread imports httpx would inherit a half-imported module.
+        self.ready = threading.Event()
 
     # -- called from user threads -----------------------------------------------------
 
@@ -247,10 +250,12 @@ class Sender:
         try:
             self._transport = self._transport_factory()
         except Exception as exc:
+            self._transport = None
             self._warn_once(
                 "transport", "xray: cannot create the transport, nothing will be sent: %s", exc
             )
-            self._transport = None
+        finally:
+            self.ready.set()
         interval = self._config.flush_interval
         while True:
             try:
