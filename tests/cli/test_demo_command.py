@@ -34,7 +34,7 @@ def test_demo_once_starts_loads_prints_and_stops(tmp_path: Path) -> None:
         "demo", "--no-serve", "--port", str(port), "--runs", "1", "--dir", str(tmp_path / "d")
     )
     assert result.code == 0, result.err
-    assert f"Dashboard   http://127.0.0.1:{port}/" in result.out
+    assert f"Dashboard        http://127.0.0.1:{port}/" in result.out
     assert f"export XRAY_BASE_URL=http://127.0.0.1:{port}" in result.out
     assert (
         "Recorded 5 runs (competitor-selection 3, listing-optimisation 1, product-categorisation 1)"
@@ -75,6 +75,8 @@ def test_demo_serves_until_ctrl_c_and_its_printed_commands_answer(tmp_path: Path
             assert answer.code == 0, (command, answer.err)
             assert answer.out.strip()
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+        assert f"Dashboard        {url}/" in out
+        assert httpx.get(f"{url}/", timeout=5).status_code == 200  # the dashboard it points to
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=30)
     finally:

@@ -448,9 +448,16 @@ def print_summary(summary: DemoSummary, out: TextIO, *, served: bool, default_ur
     lost = _lost(summary.sdk_stats)
     if lost:
         out.write(f"warning: the SDK dropped {lost} events; see {summary.sdk_stats}\n")
-    out.write(f"\n  Dashboard   {summary.base_url}/\n")
-    out.write(f"  The bad run {summary.base_url}/#/runs/{summary.bad_run_id}\n")
-    out.write(f"  API docs    {summary.base_url}/docs\n\n")
+    base = summary.base_url
+    out.write(f"\n  Dashboard        {base}/\n")
+    out.write(f"  The bad run      {base}/#/runs/{summary.bad_run_id}\n")
+    out.write(
+        f"  Its phone case   {base}/#/candidates/{summary.bad_candidate_key}?run={summary.bad_run_id}\n"
+    )
+    out.write(
+        f"  Good vs bad      {base}/#/compare?a={summary.good_run_id}&b={summary.bad_run_id}\n"
+    )
+    out.write(f"  API docs         {base}/docs\n\n")
     out.write("A seller reports that the competitor X-Ray's demo pipeline found for their laptop\n")
     out.write("stand is a phone case. Find out why, from another terminal:\n\n")
     if not default_url:
