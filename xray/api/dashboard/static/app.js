@@ -142,13 +142,17 @@ async function route() {
   }
   if (!match) {
     clear(root).append(errorBox({ title: "Page not found", message: `There is no page at #${parts.join("/")}.` }), recoveryLinks());
+    lastPath = path;
+    root.dataset.ready = location.hash;
     return;
   }
   // Re-rendering the same page (a filter, a step opened) keeps the old content visible,
   // dimmed, until the new one is ready, so the scroll position does not jump.
   delete root.dataset.ready;
-  if (path !== lastPath) clear(root).append(loading());
-  else root.setAttribute("aria-busy", "true");
+  if (path !== lastPath) {
+    clear(root).append(loading());
+    window.scrollTo(0, 0);
+  } else root.setAttribute("aria-busy", "true");
   lastPath = path;
   const ctx = {
     root,
