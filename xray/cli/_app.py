@@ -12,12 +12,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from xray.cli._diff import cmd_diff
 from xray.cli._errors import EXIT_USAGE, CLIError
 from xray.cli._queries import (
     Context,
     cmd_candidate,
     cmd_decisions,
-    cmd_diff,
     cmd_pipelines,
     cmd_run,
     cmd_runs,
