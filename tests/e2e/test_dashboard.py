@@ -654,3 +654,28 @@ def test_failed_and_nested_steps_are_marked_in_the_funnel(
     assert indent[1] > indent[0]
     expect(page.locator(".step-panel .error-panel")).to_contain_text("This step failed")
     snap(page, shots, "13-errors-and-nesting")
+
+
+def test_time_and_status_filters_match_the_api(demo: Demo, page: Page) -> None:
+    page.goto(f"{demo.url}/#/runs")
+    settle(page)
+    page.fill("#f-since", "2099-01-01T00:00")
+    page.click("#runs-filters button[type=submit]")
+    page.wait_for_function("() => location.hash.includes('since=2099')")
+    settle(page)
+    expect(page.locator(".state-empty")).to_contain_text("No runs match these filters.")
+
+    # "Last hour" covers the demo, which ran moments ago; the URL keeps the relative range.
+    page.goto(f"{demo.url}/#/runs?range=1h&pipeline={PIPELINE}&limit=200")
+    shown = ids(page, "#runs-table tbody tr", "runId")
+    expected = _get(demo.server, "/runs", pipeline=PIPELINE, limit=200)["items"]
+    assert shown == [r["id"] for r in expected]
+    expect(page.locator("#f-range")).to_have_value("1h")
+
+    page.select_option("#f-status", "success")
+    page.click("#runs-filters button[type=submit]")
+    page.wait_for_function("() => location.hash.includes('status=success')")
+    shown = ids(page, "#runs-table tbody tr", "runId")
+    expected = _get(demo.server, "/runs", pipeline=PIPELINE, status="success", limit=200)["items"]
+    assert shown and shown == [r["id"] for r in expected]
+    assert set(page.locator("#runs-table .status").all_text_contents()) == {"success"}
