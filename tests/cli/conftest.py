@@ -39,10 +39,15 @@ def run_cli(*argv: str, url: str | None = None, api_key: str | None = None) -> R
     return Result(code, out.getvalue(), err.getvalue())
 
 
+def xray_command() -> list[str]:
+    """The installed console script, or ``python -m xray.cli`` when it is not on disk."""
+    script = Path(sys.executable).with_name("xray")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "xray.cli"]
+
+
 def run_xray_process(*argv: str, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
     """The installed ``xray`` console script in a subprocess, as a user runs it."""
-    script = Path(sys.executable).with_name("xray")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "xray.cli"]
+    command = xray_command()
     full_env = {
         k: v
         for k, v in os.environ.items()

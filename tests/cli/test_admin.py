@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests._servers import api_server
-from tests.cli.conftest import run_cli, run_xray_process
+from tests.cli.conftest import run_cli, run_xray_process, xray_command
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,6 @@ def test_serve_with_an_invalid_config_is_one_line(tmp_path: Path) -> None:
 def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
     import signal
     import subprocess
-    import sys
     import time
 
     import httpx
@@ -69,10 +68,9 @@ def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
     from tests.conftest import free_port
 
     port = free_port()
-    script = Path(sys.executable).with_name("xray")
     process = subprocess.Popen(
         [
-            str(script),
+            *xray_command(),
             "serve",
             "--port",
             str(port),

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 from tests._servers import api_server
-from tests.cli.conftest import run_cli, run_xray_process
+from tests.cli.conftest import run_cli, run_xray_process, xray_command
 from tests.conftest import free_port
 from xray.cli import _demo
 
@@ -50,10 +49,9 @@ def test_demo_once_starts_loads_prints_and_stops(tmp_path: Path) -> None:
 
 def test_demo_serves_until_ctrl_c_and_its_printed_commands_answer(tmp_path: Path) -> None:
     port = free_port()
-    script = Path(sys.executable).with_name("xray")
     env = {k: v for k, v in os.environ.items() if not k.startswith("XRAY_")}
     process = subprocess.Popen(
-        [str(script), "demo", "--port", str(port), "--runs", "1", "--dir", str(tmp_path / "d")],
+        [*xray_command(), "demo", "--port", str(port), "--runs", "1", "--dir", str(tmp_path / "d")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
