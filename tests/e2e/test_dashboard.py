@@ -202,6 +202,11 @@ def test_newcomer_finds_why_the_laptop_stand_got_a_phone_case(
     funnel = page.locator("#funnel .funnel-row")
     expect(funnel).to_have_count(len(bad["steps"]))
     expect(funnel.nth(0)).to_contain_text(bad["steps"][0]["name"])
+    # The header names what the run selected, one click from its path.
+    expect(page.locator("#run-selected")).to_contain_text(PHONE_CASE)
+    expect(page.locator("#run-selected a")).to_have_attribute(
+        "href", f"#/candidates/{PHONE_CASE}?run={bad['id']}"
+    )
     # Drawn to scale: the bars' widths are in the ratio of the steps' input counts.
     search, price = _step(bad, "search_catalogue"), _step(bad, "price_filter")
     widths = [

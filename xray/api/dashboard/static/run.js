@@ -75,11 +75,34 @@ export async function renderRun(ctx) {
     h("div", { class: "two-col" }, ioCard("Run input", run.input), ioCard("Run output", run.output)),
   );
   clear(root).append(page);
-  if (openStep) {
-    const panel = document.getElementById(`step-panel-${openStep.id}`);
-    if (panel) await fillStepPanel(panel, run, openStep, params, ctx);
-  }
   fillComparePicker(run, signal);
+  const panel = openStep && document.getElementById(`step-panel-${openStep.id}`);
+  await Promise.all([panel ? fillStepPanel(panel, run, openStep, params, ctx) : null, fillSelected(run, signal)]);
+}
+
+// The shortest way to "why this output": the candidates the run's last selection step
+// selected, each linking to its path through the run.
+async function fillSelected(run, signal) {
+  const box = document.getElementById("run-selected");
+  const last = [...run.steps].reverse().find((s) => s.type === "select" && s.candidates_recorded > 0);
+  if (!box || !last) return;
+  let page;
+  try {
+    page = await api(`/steps/${enc(last.id)}/decisions`, { decision: "selected", limit: 5 }, signal);
+  } catch {
+    return; // a convenience; the step itself shows its decisions
+  }
+  if (!page.items.length) return;
+  box.append(
+    h("dt", { text: "Selected" }),
+    h(
+      "dd",
+      {},
+      h("span", { class: "chips" }, page.items.map((d) => h("a", { class: "chip chip-selected mono", href: hashUrl(`/candidates/${enc(d.candidate_key)}`, { run: run.id }), title: "Its path through this run", text: d.candidate_key }))),
+      h("span", { class: "muted small", text: ` at ${last.name} — follow it through the run` }),
+    ),
+  );
+  box.hidden = false;
 }
 
 /** Label/value pairs that wrap as a line of facts; "wide" ones take a line of their own. */
@@ -87,7 +110,7 @@ function facts(rows) {
   return h(
     "dl",
     { class: "facts" },
-    rows.filter(Boolean).map(([k, v, cls]) => h("div", { class: cls || "" }, h("dt", { text: k }), h("dd", {}, v))),
+    rows.filter(Boolean).map(([k, v, cls]) => (k ? h("div", { class: cls || "" }, h("dt", { text: k }), h("dd", {}, v)) : h("div", { class: cls, id: "run-selected", hidden: true }))),
   );
 }
 
@@ -113,6 +136,7 @@ function runHeader(run) {
           : h("span", { class: "mono output-preview", id: "run-output", title: preview(run.output, 2000), text: preview(run.output, 160) || "—" }),
         "wide",
       ],
+      ["", null, "wide selected-fact"],
     ]),
   );
 }
