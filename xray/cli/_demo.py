@@ -485,6 +485,16 @@ def _database_url(args: argparse.Namespace, workdir: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
+def _describe(database_url: str) -> str:
+    """``SQLite: .xray-demo/xray.db`` (relative when under the cwd), or the URL's scheme."""
+    if not database_url.startswith("sqlite"):
+        return f"database: {database_url.split('://', 1)[0]}"
+    path = Path(database_url.split(":///", 1)[-1])
+    with contextlib.suppress(ValueError):
+        path = path.relative_to(Path.cwd())
+    return f"SQLite: {path}"
+
+
 def _choose_port(args: argparse.Namespace, err: TextIO) -> int:
     if args.port is not None:
         if args.port != 0 and not port_is_free(args.host, args.port):
@@ -543,9 +553,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO, *, api_key: str
     workdir = Path(args.dir)
     port = _choose_port(args, err)
     database_url = _database_url(args, workdir)
-    err.write(
-        f"Starting the X-Ray API on http://{args.host}:{port} (SQLite: {database_url.split(':///')[-1]})\n"
-    )
+    err.write(f"Starting the X-Ray API on http://{args.host}:{port} ({_describe(database_url)})\n")
     with _terminate_on_sigterm():
         server = start_server(args.host, port, database_url, workdir)
         try:
