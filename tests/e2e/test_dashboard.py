@@ -684,3 +684,41 @@ def test_time_and_status_filters_match_the_api(demo: Demo, page: Page) -> None:
     expected = _get(demo.server, "/runs", pipeline=PIPELINE, status="success", limit=200)["items"]
     assert shown and shown == [r["id"] for r in expected]
     assert set(page.locator("#runs-table .status").all_text_contents()) == {"success"}
+
+
+def test_a_run_with_hundreds_of_steps_shows_the_first_ones_then_all(demo: Demo, page: Page) -> None:
+    run_id = str(uuid.uuid4())
+    started = datetime.now(UTC).isoformat()
+    steps = [
+        {
+            "id": str(uuid.uuid4()),
+            "run_id": run_id,
+            "seq": i,
+            "name": f"item_{i:03d}",
+            "type": "transform",
+            "started_at": started,
+            "input_count": 1,
+            "output_count": 1,
+        }
+        for i in range(350)
+    ]
+    batch = {
+        "runs": [
+            {"id": run_id, "pipeline": "loop-demo", "status": "success", "started_at": started}
+        ],
+        "steps": steps,
+    }
+    response = httpx.post(
+        f"{demo.url}/batch", json=batch, headers={"X-API-Key": API_KEY}, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    page.goto(f"{demo.url}/#/runs/{run_id}?step={steps[340]['id']}")
+    settle(page)
+    # The first 300, plus the step the URL opens even though it is further down.
+    expect(page.locator("#funnel .funnel-row")).to_have_count(301)
+    expect(page.locator(".funnel-row.is-open")).to_have_attribute("data-step-name", "item_340")
+    expect(page.locator(".funnel-more")).to_contain_text("Showing 301 of 350 steps.")
+    page.click(".funnel-more a")
+    settle(page)
+    expect(page.locator("#funnel .funnel-row")).to_have_count(350)
+    expect(page.locator(".funnel-row.is-open")).to_have_attribute("data-step-name", "item_340")

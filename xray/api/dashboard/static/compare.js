@@ -20,6 +20,7 @@ import { fmtElimination } from "./run.js";
 
 const KEPT = ["accepted", "selected"];
 const KEPT_LIMIT = 1000; // one page per decision kind and step; the page says when it is partial
+const MAX_COMPARED_STEPS = 40;
 
 /** Pair the steps of two runs by name and occurrence (the 2nd "rerank" with the 2nd). */
 export function alignSteps(a, b) {
@@ -160,9 +161,17 @@ export async function renderCompare(ctx) {
     summary,
     h("section", { class: "card" }, h("div", { class: "section-head" }, h("h2", { text: "Step by step" }), h("span", { class: "muted", text: "Rows that differ are highlighted. “Kept” means accepted or selected in that run's recorded decisions." })), table),
   );
-  // Candidate differences need the decisions endpoint: fill them in as they arrive.
+  // Candidate differences need the decisions endpoint: fill them in as they arrive, for
+  // a bounded number of steps (a run with hundreds of recorded steps would mean
+  // hundreds of requests).
+  let compared = 0;
   await Promise.all(
     keptCells.map(async ({ row, onlyA, onlyB }) => {
+      const recorded = row.a && row.b && row.a.candidates_recorded && row.b.candidates_recorded;
+      if (recorded && ++compared > MAX_COMPARED_STEPS) {
+        onlyA.append(h("span", { class: "muted", text: "not compared", title: `Candidates are compared for the first ${MAX_COMPARED_STEPS} steps with recorded decisions` }));
+        return;
+      }
       let ka, kb;
       try {
         [ka, kb] = await Promise.all([keptKeys(row.a, signal), keptKeys(row.b, signal)]);

@@ -70,7 +70,7 @@ export async function renderRun(ctx) {
       "section",
       { class: "card" },
       h("div", { class: "section-head" }, h("h2", { text: "Steps" }), h("span", { class: "muted", text: "Candidates in → out per step, drawn to scale. Click a step to see why." })),
-      run.steps.length ? funnel(run, openStep) : empty("This run recorded no steps.", "Steps appear when the pipeline's decorated functions finish."),
+      run.steps.length ? funnel(run, openStep, params) : empty("This run recorded no steps.", "Steps appear when the pipeline's decorated functions finish."),
     ),
     h("div", { class: "two-col" }, ioCard("Run input", run.input), ioCard("Run output", run.output)),
   );
@@ -177,9 +177,15 @@ export function errorPanel(error, title) {
   );
 }
 
-function funnel(run, openStep) {
+// A run with thousands of steps (a step per item in a loop) would make a page of
+// thousands of rows; show the first ones and let the user ask for the rest.
+const FUNNEL_ROWS = 300;
+
+function funnel(run, openStep, params) {
   const depths = stepDepths(run.steps);
-  const scale = Math.max(1, ...run.steps.map((s) => Math.max(s.input_count || 0, s.output_count || 0)));
+  const scale = run.steps.reduce((m, s) => Math.max(m, s.input_count || 0, s.output_count || 0), 1);
+  const showAll = params.get("all") === "1" || run.steps.length <= FUNNEL_ROWS;
+  const shown = showAll ? run.steps : run.steps.filter((s, i) => i < FUNNEL_ROWS || (openStep && s.id === openStep.id));
   const list = h("ol", { class: "funnel", id: "funnel" });
   list.append(
     h(
@@ -193,7 +199,7 @@ function funnel(run, openStep) {
       h("span", { class: "num", text: "Time" }),
     ),
   );
-  for (const step of run.steps) {
+  for (const step of shown) {
     const isOpen = openStep && openStep.id === step.id;
     const width = (n) => (n ? `max(2px, ${((100 * n) / scale).toFixed(3)}%)` : "0");
     const row = h(
@@ -226,6 +232,10 @@ function funnel(run, openStep) {
     const item = h("li", { class: "funnel-item" }, row);
     if (isOpen) item.append(h("div", { class: "step-panel", id: `step-panel-${step.id}` }, loading()));
     list.append(item);
+  }
+  if (!showAll) {
+    const more = hashUrl(`/runs/${enc(run.id)}`, { ...Object.fromEntries(params), all: "1" });
+    list.append(h("li", { class: "funnel-more" }, `Showing ${fmtInt(shown.length)} of ${fmtInt(run.steps.length)} steps. `, h("a", { href: more, text: "Show all steps" })));
   }
   return list;
 }
