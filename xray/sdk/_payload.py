@@ -22,7 +22,7 @@ from xray.sdk import _ids
 from xray.sdk._decisions import DecisionLog, infer, key_text
 from xray.sdk._run import _UNSET, Run
 from xray.sdk._serialize import Redactor, json_safe, preview, truncate
-from xray.sdk._step import _AUTO, Step
+from xray.sdk._step import _AUTO, Step, _Extra
 from xray.shared import SDKConfig
 
 __all__ = ["Encoder", "RedactHook", "sdk_info"]
@@ -31,6 +31,7 @@ __all__ = ["Encoder", "RedactHook", "sdk_info"]
 #: to send (possibly changed) or ``None`` to send nothing for this item.
 RedactHook = Callable[[str, dict[str, Any]], dict[str, Any] | None]
 
+_NO_EXTRA = _Extra()
 _MAX_TRACEBACK = 20_000
 _MAX_MESSAGE = 4_000
 _MAX_REASONING = 50_000
@@ -194,12 +195,13 @@ class Encoder:
         """The ``StepIn`` dict of a finished step, decisions nested."""
         spec = s._spec
         run = s.run
-        detail = s._detail or self.default_detail
-        log = s._log
-        if s._snapshot is not None and spec.key is not None:
+        detail = spec.detail or self.default_detail
+        x = s._x or _NO_EXTRA
+        log = x.log
+        if x.snapshot is not None and spec.key is not None:
             if log is None:
                 log = DecisionLog(detail, self.cap, self.per_reason, True)
-            inputs, outputs = s._snapshot
+            inputs, outputs = x.snapshot
             infer(log, spec.key, spec.type, inputs, outputs)
         decisions: list[dict[str, Any]] = []
         if log is not None:
@@ -223,7 +225,7 @@ class Encoder:
             "seq": s.seq,
             "pipeline": truncate(run.pipeline, 200) or "pipeline",
             "run_started_at": _iso(run._wall0),
-            "name": truncate(s._name or spec.name or "step", 200),
+            "name": truncate(x.name or spec.name or "step", 200),
             "type": spec.type,
             "status": s._status,
             "started_at": _iso(t0),
@@ -231,13 +233,13 @@ class Encoder:
             "duration_ms": max(0.0, (s._t1 - s._t0) / 1e6),
             "input_count": s._in,
             "output_count": output_count,
-            "params": self._safe(s._params) if s._params else {},
-            "reasoning": truncate(s._reasoning, _MAX_REASONING) if s._reasoning else None,
+            "params": self._safe(x.params) if x.params else {},
+            "reasoning": truncate(x.reasoning, _MAX_REASONING) if x.reasoning else None,
             "reason_counts": dict(log.reason_counts) if log is not None else {},
             "input": self._arguments(spec.fn, s._args, s._kwargs),
             "output": self._preview(s._result) if s._result is not None else None,
-            "metadata": self._safe(s._metadata) if s._metadata else {},
-            "error": _error(s._error, s._traceback),
+            "metadata": self._safe(x.metadata) if x.metadata else {},
+            "error": _error(x.error, x.traceback),
             "detail": detail,
             "candidates_total": log.total if log is not None and log.total else None,
             "candidates_recorded": len(decisions),

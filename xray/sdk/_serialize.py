@@ -43,7 +43,7 @@ __all__ = [
 REDACTED = "[REDACTED]"
 _MAX_DEPTH = 6
 #: A preview shows the first few items of a collection, a few levels deep ("small").
-PREVIEW_ITEMS = 5
+PREVIEW_ITEMS = 3
 PREVIEW_DEPTH = 4
 _SCALARS = (str, int, float, bool, type(None))
 # Built once: json.dumps with options builds a new encoder on every call.
