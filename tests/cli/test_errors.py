@@ -132,3 +132,20 @@ def test_invalid_config_file_is_one_line(tmp_path: Path) -> None:
     assert result.code == 2
     assert_one_line(result.err)
     assert "sdk.buffer_size" in result.err
+
+
+def test_a_bug_is_one_line_by_default_and_a_traceback_with_debug(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import xray.cli._app
+
+    def broken(ctx: object, args: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(xray.cli._app, "cmd_runs", broken)
+    result = run_cli("runs", url="http://127.0.0.1:1")
+    assert result.code == 1
+    assert_one_line(result.err)
+    assert "unexpected error: RuntimeError: boom" in result.err
+    with pytest.raises(RuntimeError, match="boom"):
+        run_cli("--debug", "runs", url="http://127.0.0.1:1")

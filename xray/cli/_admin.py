@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 from typing import Any, TextIO
 
@@ -98,11 +99,12 @@ def cmd_keys(args: argparse.Namespace, out: TextIO) -> int:
     if not keys:
         out.write("no API keys stored\n")
         return 0
-    columns = [Column("ID"), Column("NAME"), Column("CREATED"), Column("REVOKED")]
+    columns = [Column("ID"), Column("NAME"), Column("PREFIX"), Column("CREATED"), Column("REVOKED")]
     rows = [
         [
             str(k.get("id")),
             str(k.get("name") or ""),
+            f"{k['prefix']}…" if k.get("prefix") else "",
             timestamp(k.get("created_at")),
             timestamp(k.get("revoked_at")) if k.get("revoked_at") else "",
         ]
@@ -113,6 +115,8 @@ def cmd_keys(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _as_dict(key: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(key) and not isinstance(key, type):
+        return _as_dict(dataclasses.asdict(key))
     if isinstance(key, dict):
         return {k: v for k, v in key.items() if k not in ("hash", "key_hash")}
     if hasattr(key, "model_dump"):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from xray.cli._diff import cmd_diff
-from xray.cli._errors import EXIT_USAGE, CLIError
+from xray.cli._errors import EXIT_ERROR, EXIT_USAGE, CLIError
 from xray.cli._queries import (
     Context,
     cmd_candidate,
@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     from xray import __version__
 
     parser.add_argument("--version", action="version", version=f"xray {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of unexpected errors"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     step_types = [t.value for t in StepType]
     statuses = [s.value for s in RunStatus]
@@ -308,6 +311,7 @@ def main(
     stdout = out or sys.stdout
     stderr = err or sys.stderr
     parser = build_parser()
+    args: argparse.Namespace | None = None
     try:
         args = parser.parse_args(list(argv) if argv is not None else None)
         if not args.command:
@@ -323,3 +327,11 @@ def main(
     except BrokenPipeError:
         # `xray runs | head`: the reader left; that is not an error worth a traceback.
         return 0
+    except Exception as exc:
+        # A bug, not a user error: one line by default, the traceback with --debug.
+        if args is not None and getattr(args, "debug", False):
+            raise
+        stderr.write(
+            f"xray: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)\n"
+        )
+        return EXIT_ERROR

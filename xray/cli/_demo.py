@@ -517,7 +517,11 @@ def _terminate_on_sigterm() -> Iterator[None]:
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (main() called from a worker): nothing to do
+        yield
+        return
     try:
         yield
     finally:
