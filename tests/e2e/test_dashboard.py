@@ -196,8 +196,8 @@ def test_newcomer_finds_why_the_laptop_stand_got_a_phone_case(
     expect(rows).to_have_count(1)
     snap(page, shots, "02-runs-filtered")
 
-    # 2. The run: every step in the funnel, in order.
-    rows.first.locator("a").first.click()
+    # 2. The run (a click anywhere on the row opens it): every step in the funnel, in order.
+    rows.first.locator("td.num").first.click()
     expect(page.locator("h1")).to_have_text(PIPELINE)
     funnel = page.locator("#funnel .funnel-row")
     expect(funnel).to_have_count(len(bad["steps"]))
@@ -640,7 +640,9 @@ def test_failed_and_nested_steps_are_marked_in_the_funnel(
 
     page.goto(f"{demo.url}/#/runs?pipeline=nested-demo")
     settle(page)
-    expect(page.locator(f'#runs-table tr[data-run-id="{run_id}"]')).to_have_class("row-error")
+    expect(page.locator(f'#runs-table tr[data-run-id="{run_id}"]')).to_have_class(
+        re.compile(r"\brow-error\b")
+    )
     expect(page.locator("#runs-table")).to_contain_text("TimeoutError")
     page.goto(f"{demo.url}/#/runs/{run_id}?step={failed}")
     settle(page)

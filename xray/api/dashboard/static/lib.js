@@ -44,6 +44,16 @@ function safeHref(value) {
   return s.startsWith("#") || s.startsWith("/") ? s : "#";
 }
 
+/** Make a table row open `href` when clicked anywhere but on its own links. */
+export function rowLink(tr, href) {
+  tr.classList.add("row-link");
+  tr.addEventListener("click", (event) => {
+    if (event.target.closest("a, button, input, select") || window.getSelection().toString()) return;
+    location.hash = href;
+  });
+  return tr;
+}
+
 export function clear(el) {
   el.replaceChildren();
   return el;

@@ -17,6 +17,7 @@ import {
   statusBadge,
   typeChip,
   plural,
+  rowLink,
 } from "./lib.js";
 import { elimClass, fmtElimination } from "./run.js";
 import { STATUSES, STEP_TYPES, field, pipelineOptions, select } from "./runs.js";
@@ -122,7 +123,7 @@ function stepsTable(steps) {
       "tbody",
       {},
       steps.map((s) =>
-        h(
+        rowLink(h(
           "tr",
           { class: s.status === "error" ? "row-error" : "", dataset: { stepId: s.id } },
           h("td", { text: s.pipeline }),
@@ -133,7 +134,7 @@ function stepsTable(steps) {
           h("td", { class: "num", text: fmtDuration(s.duration_ms) }),
           h("td", { class: "nowrap", text: fmtTime(s.started_at) }),
           h("td", {}, h("a", { class: "mono muted-link", href: `#/runs/${enc(s.run_id)}`, text: shortId(s.run_id) })),
-        ),
+        ), hashUrl(`/runs/${enc(s.run_id)}`, { step: s.id })),
       ),
     ),
   );

@@ -15,6 +15,7 @@ import {
   hashUrl,
   pager,
   preview,
+  rowLink,
   shortId,
   statusBadge,
   plural,
@@ -259,7 +260,7 @@ function runsTable(runs) {
       {},
       runs.map((run) => {
         const href = `#/runs/${enc(run.id)}`;
-        return h(
+        return rowLink(h(
           "tr",
           { class: run.status === "error" ? "row-error" : "", dataset: { runId: run.id } },
           h("td", {}, h("a", { href, class: "strong", text: run.pipeline })),
@@ -273,7 +274,7 @@ function runsTable(runs) {
             run.error ? h("span", { class: "err-text", text: `${run.error.type}: ${preview(run.error.message, 70)}` }) : preview(run.output, 80),
           ),
           h("td", {}, h("a", { href, class: "mono muted-link", text: shortId(run.id) })),
-        );
+        ), href);
       }),
     ),
   );
