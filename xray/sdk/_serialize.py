@@ -33,6 +33,7 @@ from typing import Any
 __all__ = [
     "PREVIEW_DEPTH",
     "PREVIEW_ITEMS",
+    "PREVIEW_NESTED",
     "REDACTED",
     "Redactor",
     "json_safe",
@@ -43,7 +44,8 @@ __all__ = [
 REDACTED = "[REDACTED]"
 _MAX_DEPTH = 6
 #: A preview shows the first few items of a collection, a few levels deep ("small").
-PREVIEW_ITEMS = 3
+PREVIEW_ITEMS = 10  # scalars
+PREVIEW_NESTED = 3  # lists of mappings, lists, objects: the first few candidates
 PREVIEW_DEPTH = 4
 _SCALARS = (str, int, float, bool, type(None))
 # Built once: json.dumps with options builds a new encoder on every call.
@@ -117,13 +119,19 @@ def json_safe(
 class _Converter:
     # One object per conversion so the recursion passes two arguments, not five: this
     # runs for every preview the sender renders.
-    __slots__ = ("max_depth", "max_items", "max_str", "redactor", "size")
+    __slots__ = ("max_depth", "max_items", "max_nested", "max_str", "redactor", "size")
 
     def __init__(
-        self, redactor: Redactor | None, max_items: int, max_str: int, max_depth: int
+        self,
+        redactor: Redactor | None,
+        max_items: int,
+        max_str: int,
+        max_depth: int,
+        max_nested: int | None = None,
     ) -> None:
         self.redactor = redactor
         self.max_items = max_items
+        self.max_nested = max_items if max_nested is None else max_nested
         self.max_str = max_str
         self.max_depth = max_depth
         # An upper estimate of the JSON size, so that a small preview needs no encoding
@@ -186,6 +194,8 @@ class _Converter:
 
     def _sequence(self, value: Any, depth: int) -> list[Any]:
         limit = self.max_items
+        if self.max_nested < limit and value and not isinstance(next(iter(value)), _SCALARS):
+            limit = self.max_nested  # candidates are big: a preview shows the first few
         convert = self.convert
         depth += 1
         items = [convert(v, depth) for v in itertools.islice(value, limit)]
@@ -247,7 +257,7 @@ def preview(value: Any, *, max_bytes: int, redactor: Redactor | None) -> Any:
         >>> preview(list(range(1000)), max_bytes=64, redactor=None)[-3:]
         '...'
     """
-    converter = _Converter(redactor, PREVIEW_ITEMS, max_bytes, PREVIEW_DEPTH)
+    converter = _Converter(redactor, PREVIEW_ITEMS, max_bytes, PREVIEW_DEPTH, PREVIEW_NESTED)
     safe = converter.convert(value, 0)
     if converter.size <= max_bytes or not isinstance(safe, dict | list):
         return safe
