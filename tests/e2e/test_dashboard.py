@@ -50,7 +50,18 @@ if not CHROMIUM.exists():
         allow_module_level=True,
     )
 
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import (  # noqa: E402
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
+
+# A loaded CI machine runs the server, the browser and other suites at once: wait longer
+# than Playwright's 5 s default before calling an assertion failed.
+expect.set_options(timeout=15_000)
 
 
 @dataclass(frozen=True)
@@ -97,10 +108,6 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
-class PageErrors(list[str]):
-    """Uncaught script errors and console errors seen by a page; a test ends with none."""
-
-
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
     """A fresh browser profile that already holds the API key (as after signing in)."""
@@ -113,7 +120,8 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 @pytest.fixture
 def page(context: BrowserContext) -> Iterator[Page]:
     page = context.new_page()
-    errors = PageErrors()
+    # Uncaught script errors and console errors seen by the page; a test ends with none.
+    errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     # The browser logs every non-2xx response as "Failed to load resource"; the tests assert
     # on how the page shows those. Anything else logged as an error fails the test.
