@@ -263,6 +263,10 @@ def test_newcomer_finds_why_the_laptop_stand_got_a_phone_case(
         "same_department"
     )
     expect(page.locator(f'#candidate-runs tr[data-run-id="{bad["id"]}"]')).to_have_count(1)
+    across = _get(demo.server, f"/candidates/{PHONE_CASE}", limit=200)
+    runs_seen = len({d["run_id"] for d in across["items"]})
+    expect(page.locator("#outcome-summary")).to_contain_text(f"In {runs_seen} run")
+    expect(page.locator("#outcome-summary")).to_contain_text("selected")
     snap(page, shots, "05-candidate")
 
     # 6. Compare with the good run of the same product, picked from the run page.

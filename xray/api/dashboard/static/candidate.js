@@ -114,6 +114,23 @@ function acrossRuns(key, page, cursor, runId) {
     if (g && g.runId === d.run_id) g.items.push(d);
     else groups.push({ runId: d.run_id, items: [d] });
   }
+  // How its runs ended for it, by the last recorded decision in each.
+  const outcomes = new Map();
+  for (const g of groups) {
+    const last = g.items[g.items.length - 1].decision;
+    outcomes.set(last, (outcomes.get(last) || 0) + 1);
+  }
+  const order = ["selected", "rejected", "accepted", "scored"];
+  section.append(
+    h(
+      "p",
+      { class: "outcome-summary", id: "outcome-summary" },
+      `In ${plural(groups.length, "run")}${page.next_cursor ? " on this page" : ""}: `,
+      order
+        .filter((d) => outcomes.has(d))
+        .map((d, i) => [i ? ", " : "", h("span", { class: `outcome outcome-${d}`, text: `${OUTCOME[d]} ${outcomes.get(d)}×` })]),
+    ),
+  );
   section.append(
     h(
       "table",
