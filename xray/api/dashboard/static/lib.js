@@ -251,7 +251,10 @@ export async function api(path, params, signal) {
     if (Array.isArray(v)) v.forEach((item) => qs.append(k, item));
     else qs.append(k, String(v));
   }
-  const url = qs.toString() ? `${path}?${qs}` : path;
+  // Relative to the page, so the dashboard also works behind a proxy under a path prefix
+  // (a page served at /xray/ calls /xray/runs).
+  const relative = path.replace(/^\//, "");
+  const url = qs.toString() ? `${relative}?${qs}` : relative;
   const headers = { Accept: "application/json" };
   const key = getKey();
   // The key travels in a header only: never in the URL, never in a cookie (no CSRF surface).
