@@ -157,10 +157,6 @@ export function shortId(id) {
 
 // ---------------------------------------------------------------- small components
 
-export function badge(kind, text) {
-  return h("span", { class: `badge badge-${kind}`, text: text ?? kind });
-}
-
 export function statusBadge(status) {
   return h("span", { class: `status status-${status}`, text: status });
 }
@@ -192,14 +188,6 @@ export function errorBox(err) {
     fields.length
       ? h("ul", {}, fields.map((f) => h("li", {}, h("code", { text: f.field }), " ", f.message)))
       : null,
-  );
-}
-
-export function kv(rows) {
-  return h(
-    "dl",
-    { class: "kv" },
-    rows.filter(Boolean).map(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)]),
   );
 }
 
