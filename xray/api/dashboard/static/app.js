@@ -24,13 +24,16 @@ function parseHash() {
   const q = raw.indexOf("?");
   const path = q === -1 ? raw : raw.slice(0, q);
   const params = new URLSearchParams(q === -1 ? "" : raw.slice(q + 1));
-  const parts = path.split("/").filter(Boolean).map((p) => {
-    try {
-      return decodeURIComponent(p);
-    } catch {
-      return p;
-    }
-  });
+  const parts = path
+    .split("/")
+    .filter(Boolean)
+    .map((p) => {
+      try {
+        return decodeURIComponent(p);
+      } catch {
+        return p;
+      }
+    });
   return { path, parts, params };
 }
 
@@ -38,7 +41,8 @@ function matchRoute(parts) {
   const [first, second] = parts;
   if (first === "runs" && parts.length === 1) return { nav: "runs", view: renderRuns };
   if (first === "runs" && parts.length === 2) return { nav: "runs", view: renderRun, arg: second };
-  if (first === "candidates" && parts.length >= 2) return { nav: "runs", view: renderCandidate, arg: parts.slice(1).join("/") };
+  if (first === "candidates" && parts.length >= 2)
+    return { nav: "runs", view: renderCandidate, arg: parts.slice(1).join("/") };
   if (first === "compare") return { nav: "compare", view: renderCompare };
   if (first === "steps" || first === "queries") return { nav: "steps", view: renderQueries };
   return null;
@@ -141,7 +145,10 @@ async function route() {
     a.classList.toggle("active", Boolean(match) && a.dataset.nav === match.nav);
   }
   if (!match) {
-    clear(root).append(errorBox({ title: "Page not found", message: `There is no page at #${parts.join("/")}.` }), recoveryLinks());
+    clear(root).append(
+      errorBox({ title: "Page not found", message: `There is no page at #${parts.join("/")}.` }),
+      recoveryLinks(),
+    );
     lastPath = path;
     root.dataset.ready = location.hash;
     return;
@@ -170,7 +177,10 @@ async function route() {
       return;
     }
     if (!(e instanceof ApiError)) console.error(e);
-    clear(root).append(errorBox(e instanceof ApiError ? e : { title: "The page failed to render", message: String(e) }), recoveryLinks());
+    clear(root).append(
+      errorBox(e instanceof ApiError ? e : { title: "The page failed to render", message: String(e) }),
+      recoveryLinks(),
+    );
   } finally {
     if (ctx.isCurrent()) {
       root.removeAttribute("aria-busy");

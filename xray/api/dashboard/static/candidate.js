@@ -32,7 +32,11 @@ function reasonText(d) {
 /** One line a person can read: "kept, kept, rejected at price_filter: price_above_max". */
 export function pathSentence(decisions) {
   return decisions
-    .map((d) => (d.decision === "rejected" || d.decision === "selected" ? `${OUTCOME[d.decision]} at ${reasonText(d)}` : OUTCOME[d.decision] || d.decision))
+    .map((d) =>
+      d.decision === "rejected" || d.decision === "selected"
+        ? `${OUTCOME[d.decision]} at ${reasonText(d)}`
+        : OUTCOME[d.decision] || d.decision,
+    )
     .join(", ");
 }
 
@@ -53,8 +57,21 @@ export async function renderCandidate(ctx) {
     h(
       "section",
       { class: "page-head" },
-      h("nav", { class: "crumbs" }, h("a", { href: "#/runs", text: "Runs" }), run ? [" / ", h("a", { href: `#/runs/${enc(run.id)}`, text: `${run.pipeline} ${shortId(run.id)}` })] : null, " / candidate"),
-      h("div", { class: "title-row" }, h("h1", { class: "mono", text: key }), h("span", { class: "muted", text: "Candidate" })),
+      h(
+        "nav",
+        { class: "crumbs" },
+        h("a", { href: "#/runs", text: "Runs" }),
+        run
+          ? [" / ", h("a", { href: `#/runs/${enc(run.id)}`, text: `${run.pipeline} ${shortId(run.id)}` })]
+          : null,
+        " / candidate",
+      ),
+      h(
+        "div",
+        { class: "title-row" },
+        h("h1", { class: "mono", text: key }),
+        h("span", { class: "muted", text: "Candidate" }),
+      ),
     ),
   );
   if (run) page.append(runPath(run, inRun.items, key));
@@ -68,20 +85,46 @@ function runPath(run, decisions, key) {
   const section = h(
     "section",
     { class: "card", id: "candidate-path" },
-    h("div", { class: "section-head" }, h("h2", { text: "Path through this run" }), h("a", { href: `#/runs/${enc(run.id)}`, class: "muted-link", text: `${run.pipeline} · ${fmtTime(run.started_at)} · ${shortId(run.id)}` })),
+    h(
+      "div",
+      { class: "section-head" },
+      h("h2", { text: "Path through this run" }),
+      h("a", {
+        href: `#/runs/${enc(run.id)}`,
+        class: "muted-link",
+        text: `${run.pipeline} · ${fmtTime(run.started_at)} · ${shortId(run.id)}`,
+      }),
+    ),
   );
   if (!decisions.length) {
-    section.append(empty("No decision about this candidate was recorded in this run.", "Its steps may have run with detail: summary, which keeps counts and reasons but not individual candidates."));
+    section.append(
+      empty(
+        "No decision about this candidate was recorded in this run.",
+        "Its steps may have run with detail: summary, which keeps counts and reasons but not individual candidates.",
+      ),
+    );
     return section;
   }
   const last = decisions[decisions.length - 1];
-  section.append(h("p", { class: `path-sentence outcome-${last.decision}`, id: "path-sentence", text: pathSentence(decisions) }));
+  section.append(
+    h("p", {
+      class: `path-sentence outcome-${last.decision}`,
+      id: "path-sentence",
+      text: pathSentence(decisions),
+    }),
+  );
   let dropped = false;
   const path = h("ol", { class: "path" });
   for (const step of run.steps) {
     const d = byStep.get(step.id);
     let state;
-    if (d) state = h("span", {}, decisionBadge(d.decision), d.reason ? h("span", { class: "mono reason", text: d.reason }) : null);
+    if (d)
+      state = h(
+        "span",
+        {},
+        decisionBadge(d.decision),
+        d.reason ? h("span", { class: "mono reason", text: d.reason }) : null,
+      );
     else if (dropped) state = h("span", { class: "muted", text: "not reached" });
     else state = h("span", { class: "muted", text: "not recorded" });
     if (d && d.decision === "rejected") dropped = true;
@@ -89,11 +132,23 @@ function runPath(run, decisions, key) {
       h(
         "li",
         { class: `path-node${d ? ` node-${d.decision}` : " node-none"}`, dataset: { stepName: step.name } },
-        h("a", { href: hashUrl(`/runs/${enc(run.id)}`, { step: step.id, cand: key }), class: "strong", text: step.name }),
+        h("a", {
+          href: hashUrl(`/runs/${enc(run.id)}`, { step: step.id, cand: key }),
+          class: "strong",
+          text: step.name,
+        }),
         typeChip(step.type),
         state,
         d && (d.score !== null || Object.keys(d.attributes || {}).length)
-          ? h("span", { class: "muted small", text: [d.score !== null && d.score !== undefined ? `score ${Number(d.score).toFixed(3)}` : "", attributesText(d.attributes)].filter(Boolean).join(" · ") })
+          ? h("span", {
+              class: "muted small",
+              text: [
+                d.score !== null && d.score !== undefined ? `score ${Number(d.score).toFixed(3)}` : "",
+                attributesText(d.attributes),
+              ]
+                .filter(Boolean)
+                .join(" · "),
+            })
           : null,
       ),
     );
@@ -103,9 +158,23 @@ function runPath(run, decisions, key) {
 }
 
 function acrossRuns(key, page, cursor, runId) {
-  const section = h("section", { class: "card", id: "candidate-runs" }, h("div", { class: "section-head" }, h("h2", { text: "Across runs" }), h("span", { class: "muted", text: "Every recorded decision about this candidate, newest run first." })));
+  const section = h(
+    "section",
+    { class: "card", id: "candidate-runs" },
+    h(
+      "div",
+      { class: "section-head" },
+      h("h2", { text: "Across runs" }),
+      h("span", { class: "muted", text: "Every recorded decision about this candidate, newest run first." }),
+    ),
+  );
   if (!page.items.length) {
-    section.append(empty("No decisions about this candidate were recorded.", "Check the key, or record the steps that judge it with detail: sampled or full."));
+    section.append(
+      empty(
+        "No decisions about this candidate were recorded.",
+        "Check the key, or record the steps that judge it with detail: sampled or full.",
+      ),
+    );
     return section;
   }
   const groups = [];
@@ -128,14 +197,29 @@ function acrossRuns(key, page, cursor, runId) {
       `In ${plural(groups.length, "run")}${page.next_cursor ? " on this page" : ""}: `,
       order
         .filter((d) => outcomes.has(d))
-        .map((d, i) => [i ? ", " : "", h("span", { class: `outcome outcome-${d}`, text: `${OUTCOME[d]} ${outcomes.get(d)}×` })]),
+        .map((d, i) => [
+          i ? ", " : "",
+          h("span", { class: `outcome outcome-${d}`, text: `${OUTCOME[d]} ${outcomes.get(d)}×` }),
+        ]),
     ),
   );
   section.append(
     h(
       "table",
       { class: "grid" },
-      h("thead", {}, h("tr", {}, h("th", { text: "Run" }), h("th", { text: "Pipeline" }), h("th", { text: "Started" }), h("th", { text: "Path" }), h("th", { text: "Outcome" }))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          h("th", { text: "Run" }),
+          h("th", { text: "Pipeline" }),
+          h("th", { text: "Started" }),
+          h("th", { text: "Path" }),
+          h("th", { text: "Outcome" }),
+        ),
+      ),
       h(
         "tbody",
         {},
@@ -147,8 +231,30 @@ function acrossRuns(key, page, cursor, runId) {
             h("td", {}, runLink(g.runId)),
             h("td", { text: last.pipeline }),
             h("td", { class: "nowrap", text: fmtTime(last.started_at) }),
-            h("td", {}, h("span", { class: "steps-inline" }, g.items.map((d) => h("span", { class: `mini mini-${d.decision}`, title: `${d.step_name}: ${d.decision}${d.reason ? ` (${d.reason})` : ""}`, text: d.step_name })))),
-            h("td", {}, h("a", { href: hashUrl(`/candidates/${enc(key)}`, { run: g.runId }), class: `outcome outcome-${last.decision}`, text: preview(pathSentence([last]), 60) })),
+            h(
+              "td",
+              {},
+              h(
+                "span",
+                { class: "steps-inline" },
+                g.items.map((d) =>
+                  h("span", {
+                    class: `mini mini-${d.decision}`,
+                    title: `${d.step_name}: ${d.decision}${d.reason ? ` (${d.reason})` : ""}`,
+                    text: d.step_name,
+                  }),
+                ),
+              ),
+            ),
+            h(
+              "td",
+              {},
+              h("a", {
+                href: hashUrl(`/candidates/${enc(key)}`, { run: g.runId }),
+                class: `outcome outcome-${last.decision}`,
+                text: preview(pathSentence([last]), 60),
+              }),
+            ),
           );
         }),
       ),
@@ -161,7 +267,8 @@ function acrossRuns(key, page, cursor, runId) {
       hasPrev: Boolean(cursor),
       label: `${plural(groups.length, "run")} on this page${page.next_cursor ? "; more on the next page" : ""}`,
       onFirst: () => (location.hash = hashUrl(`/candidates/${enc(key)}`, { run: runId })),
-      onNext: () => (location.hash = hashUrl(`/candidates/${enc(key)}`, { run: runId, cursor: page.next_cursor })),
+      onNext: () =>
+        (location.hash = hashUrl(`/candidates/${enc(key)}`, { run: runId, cursor: page.next_cursor })),
     }),
   );
   return section;

@@ -67,8 +67,22 @@ async function keptKeys(step, signal) {
 }
 
 function pickForm(params) {
-  const a = h("input", { id: "cmp-a", name: "a", class: "mono", placeholder: "run id", value: params.get("a") || "", required: true });
-  const b = h("input", { id: "cmp-b", name: "b", class: "mono", placeholder: "run id", value: params.get("b") || "", required: true });
+  const a = h("input", {
+    id: "cmp-a",
+    name: "a",
+    class: "mono",
+    placeholder: "run id",
+    value: params.get("a") || "",
+    required: true,
+  });
+  const b = h("input", {
+    id: "cmp-b",
+    name: "b",
+    class: "mono",
+    placeholder: "run id",
+    value: params.get("b") || "",
+    required: true,
+  });
   return h(
     "form",
     {
@@ -83,21 +97,42 @@ function pickForm(params) {
     },
     field("Run A", a, "wide"),
     field("Run B", b, "wide"),
-    h("div", { class: "field actions" }, h("button", { class: "btn btn-primary", type: "submit", text: "Compare" })),
+    h(
+      "div",
+      { class: "field actions" },
+      h("button", { class: "btn btn-primary", type: "submit", text: "Compare" }),
+    ),
   );
 }
 
 export async function renderCompare(ctx) {
   const { root, params, signal } = ctx;
   document.title = "Compare · X-Ray";
-  const head = h("div", { class: "page-head" }, h("h1", { text: "Compare runs" }), h("p", { class: "muted", text: "Two runs side by side, step by step: where did they start to differ?" }));
+  const head = h(
+    "div",
+    { class: "page-head" },
+    h("h1", { text: "Compare runs" }),
+    h("p", { class: "muted", text: "Two runs side by side, step by step: where did they start to differ?" }),
+  );
   const aId = params.get("a");
   const bId = params.get("b");
   if (!aId || !bId) {
-    clear(root).append(head, pickForm(params), h("div", { class: "state state-empty" }, h("strong", { text: "Pick two runs to compare." }), h("p", { text: "Paste two run ids above, or open a run and use “Compare with”." })));
+    clear(root).append(
+      head,
+      pickForm(params),
+      h(
+        "div",
+        { class: "state state-empty" },
+        h("strong", { text: "Pick two runs to compare." }),
+        h("p", { text: "Paste two run ids above, or open a run and use “Compare with”." }),
+      ),
+    );
     return;
   }
-  const [a, b] = await Promise.all([api(`/runs/${enc(aId)}`, null, signal), api(`/runs/${enc(bId)}`, null, signal)]);
+  const [a, b] = await Promise.all([
+    api(`/runs/${enc(aId)}`, null, signal),
+    api(`/runs/${enc(bId)}`, null, signal),
+  ]);
   if (!ctx.isCurrent()) return;
   const rows = alignSteps(a.steps, b.steps);
   const table = h(
@@ -126,7 +161,11 @@ export async function renderCompare(ctx) {
   for (const row of rows) {
     const s = row.a || row.b;
     const diff = paramDiff(row.a && row.a.params, row.b && row.b.params);
-    const countsDiffer = !row.a || !row.b || row.a.input_count !== row.b.input_count || row.a.output_count !== row.b.output_count;
+    const countsDiffer =
+      !row.a ||
+      !row.b ||
+      row.a.input_count !== row.b.input_count ||
+      row.a.output_count !== row.b.output_count;
     const onlyA = h("td", { class: "kept-diff" });
     const onlyB = h("td", { class: "kept-diff" });
     keptCells.push({ row, onlyA, onlyB });
@@ -135,14 +174,22 @@ export async function renderCompare(ctx) {
         "tr",
         { class: diff.length || countsDiffer ? "row-differs" : "", dataset: { stepName: s.name } },
         h("td", {}, h("span", { class: "strong", text: s.name }), " ", typeChip(s.type)),
-        h("td", { class: "num", text: row.a ? `${fmtInt(row.a.input_count)} → ${fmtInt(row.a.output_count)}` : "missing" }),
+        h("td", {
+          class: "num",
+          text: row.a ? `${fmtInt(row.a.input_count)} → ${fmtInt(row.a.output_count)}` : "missing",
+        }),
         h("td", { class: "num", text: row.a ? fmtElimination(row.a) : "" }),
-        h("td", { class: "num", text: row.b ? `${fmtInt(row.b.input_count)} → ${fmtInt(row.b.output_count)}` : "missing" }),
+        h("td", {
+          class: "num",
+          text: row.b ? `${fmtInt(row.b.input_count)} → ${fmtInt(row.b.output_count)}` : "missing",
+        }),
         h("td", { class: "num", text: row.b ? fmtElimination(row.b) : "" }),
         h(
           "td",
           { class: "param-diff" },
-          diff.length ? diff.map(([k, va, vb]) => paramChange(k, va, vb)) : h("span", { class: "muted", text: "same" }),
+          diff.length
+            ? diff.map(([k, va, vb]) => paramChange(k, va, vb))
+            : h("span", { class: "muted", text: "same" }),
           reasoningDiffers(row) ? reasoningDiff(row) : null,
         ),
         onlyA,
@@ -150,16 +197,57 @@ export async function renderCompare(ctx) {
       ),
     );
   }
-  const first = rows.find((r) => !r.a || !r.b || r.a.input_count !== r.b.input_count || r.a.output_count !== r.b.output_count || paramDiff(r.a.params, r.b.params).length);
+  const first = rows.find(
+    (r) =>
+      !r.a ||
+      !r.b ||
+      r.a.input_count !== r.b.input_count ||
+      r.a.output_count !== r.b.output_count ||
+      paramDiff(r.a.params, r.b.params).length,
+  );
   const summary = first
-    ? h("p", { class: "divergence", id: "first-divergence" }, "First difference at ", h("strong", { text: (first.a || first.b).name }), `: ${describe(first.a)} in A, ${describe(first.b)} in B.`)
-    : h("p", { class: "divergence same", id: "first-divergence", text: "Every step has the same counts and parameters in both runs." });
-  head.append(h("p", { class: "head-actions" }, h("a", { class: "btn", id: "compare-swap", href: hashUrl("/compare", { a: b.id, b: a.id }), text: "⇄ Swap A and B" })));
+    ? h(
+        "p",
+        { class: "divergence", id: "first-divergence" },
+        "First difference at ",
+        h("strong", { text: (first.a || first.b).name }),
+        `: ${describe(first.a)} in A, ${describe(first.b)} in B.`,
+      )
+    : h("p", {
+        class: "divergence same",
+        id: "first-divergence",
+        text: "Every step has the same counts and parameters in both runs.",
+      });
+  head.append(
+    h(
+      "p",
+      { class: "head-actions" },
+      h("a", {
+        class: "btn",
+        id: "compare-swap",
+        href: hashUrl("/compare", { a: b.id, b: a.id }),
+        text: "⇄ Swap A and B",
+      }),
+    ),
+  );
   clear(root).append(
     head,
     h("div", { class: "two-col" }, runCard("A", a), runCard("B", b)),
     summary,
-    h("section", { class: "card" }, h("div", { class: "section-head" }, h("h2", { text: "Step by step" }), h("span", { class: "muted", text: "Rows that differ are highlighted. “Kept” means accepted or selected in that run's recorded decisions." })), table),
+    h(
+      "section",
+      { class: "card" },
+      h(
+        "div",
+        { class: "section-head" },
+        h("h2", { text: "Step by step" }),
+        h("span", {
+          class: "muted",
+          text: "Rows that differ are highlighted. “Kept” means accepted or selected in that run's recorded decisions.",
+        }),
+      ),
+      table,
+    ),
   );
   // Candidate differences need the decisions endpoint: fill them in as they arrive, for
   // a bounded number of steps (a run with hundreds of recorded steps would mean
@@ -169,7 +257,13 @@ export async function renderCompare(ctx) {
     keptCells.map(async ({ row, onlyA, onlyB }) => {
       const recorded = row.a && row.b && row.a.candidates_recorded && row.b.candidates_recorded;
       if (recorded && ++compared > MAX_COMPARED_STEPS) {
-        onlyA.append(h("span", { class: "muted", text: "not compared", title: `Candidates are compared for the first ${MAX_COMPARED_STEPS} steps with recorded decisions` }));
+        onlyA.append(
+          h("span", {
+            class: "muted",
+            text: "not compared",
+            title: `Candidates are compared for the first ${MAX_COMPARED_STEPS} steps with recorded decisions`,
+          }),
+        );
         return;
       }
       let ka, kb;
@@ -181,13 +275,27 @@ export async function renderCompare(ctx) {
         return;
       }
       if (!ka || !kb) {
-        const why = h("span", { class: "muted", text: "not recorded" , title: "At least one side recorded no decisions for this step (detail: summary)." });
+        const why = h("span", {
+          class: "muted",
+          text: "not recorded",
+          title: "At least one side recorded no decisions for this step (detail: summary).",
+        });
         onlyA.append(why);
         onlyB.append(why.cloneNode(true));
         return;
       }
-      fillKept(onlyA, [...ka.keys].filter((k) => !kb.keys.has(k)), a.id, ka.partial || kb.partial);
-      fillKept(onlyB, [...kb.keys].filter((k) => !ka.keys.has(k)), b.id, ka.partial || kb.partial);
+      fillKept(
+        onlyA,
+        [...ka.keys].filter((k) => !kb.keys.has(k)),
+        a.id,
+        ka.partial || kb.partial,
+      );
+      fillKept(
+        onlyB,
+        [...kb.keys].filter((k) => !ka.keys.has(k)),
+        b.id,
+        ka.partial || kb.partial,
+      );
     }),
   );
 }
@@ -200,7 +308,8 @@ function paramChange(key, va, vb) {
     const sb = new Set(vb.map((v) => JSON.stringify(v)));
     const added = vb.filter((v) => !sa.has(JSON.stringify(v)));
     const dropped = va.filter((v) => !sb.has(JSON.stringify(v)));
-    if (!added.length && !dropped.length) return h("div", {}, name, h("span", { class: "muted", text: ": same items, different order" }));
+    if (!added.length && !dropped.length)
+      return h("div", {}, name, h("span", { class: "muted", text: ": same items, different order" }));
     return h(
       "div",
       {},
@@ -210,11 +319,21 @@ function paramChange(key, va, vb) {
       dropped.map((v) => h("span", { class: "val-dropped mono", text: `− ${preview(v, 60)}` })),
     );
   }
-  return h("div", {}, name, ": ", h("span", { class: "val-a mono", text: va === undefined ? "∅" : preview(va, 120) }), " → ", h("span", { class: "val-b mono", text: vb === undefined ? "∅" : preview(vb, 120) }));
+  return h(
+    "div",
+    {},
+    name,
+    ": ",
+    h("span", { class: "val-a mono", text: va === undefined ? "∅" : preview(va, 120) }),
+    " → ",
+    h("span", { class: "val-b mono", text: vb === undefined ? "∅" : preview(vb, 120) }),
+  );
 }
 
 function reasoningDiffers(row) {
-  return Boolean(row.a && row.b && (row.a.reasoning || row.b.reasoning) && row.a.reasoning !== row.b.reasoning);
+  return Boolean(
+    row.a && row.b && (row.a.reasoning || row.b.reasoning) && row.a.reasoning !== row.b.reasoning,
+  );
 }
 
 // LLM steps often differ only in what the model said: show both texts on demand.
@@ -243,9 +362,23 @@ function fillKept(cell, keys, runId, partial) {
     h(
       "span",
       { class: "chips" },
-      shown.map((k) => h("a", { class: "chip chip-kept mono", href: hashUrl(`/candidates/${enc(k)}`, { run: runId }), text: k })),
-      keys.length > shown.length ? h("span", { class: "muted", text: `+${keys.length - shown.length} more` }) : null,
-      partial ? h("span", { class: "muted", title: `Compared the first ${KEPT_LIMIT} kept decisions per step`, text: "(partial)" }) : null,
+      shown.map((k) =>
+        h("a", {
+          class: "chip chip-kept mono",
+          href: hashUrl(`/candidates/${enc(k)}`, { run: runId }),
+          text: k,
+        }),
+      ),
+      keys.length > shown.length
+        ? h("span", { class: "muted", text: `+${keys.length - shown.length} more` })
+        : null,
+      partial
+        ? h("span", {
+            class: "muted",
+            title: `Compared the first ${KEPT_LIMIT} kept decisions per step`,
+            text: "(partial)",
+          })
+        : null,
     ),
   );
 }
@@ -254,9 +387,22 @@ function runCard(label, run) {
   return h(
     "section",
     { class: "card run-card" },
-    h("div", { class: "section-head" }, h("span", { class: "ab-label", text: label }), h("h2", {}, runLink(run.id, `${run.pipeline} · ${run.id.slice(0, 8)}`)), statusBadge(run.status)),
-    h("p", { class: "muted", text: `${fmtTime(run.started_at)} · ${fmtDuration(run.duration_ms)} · ${run.steps.length} steps` }),
-    h("div", { class: "output-line" }, h("span", { class: "muted", text: "Output " }), h("code", { class: "mono", text: preview(run.output, 120) })),
+    h(
+      "div",
+      { class: "section-head" },
+      h("span", { class: "ab-label", text: label }),
+      h("h2", {}, runLink(run.id, `${run.pipeline} · ${run.id.slice(0, 8)}`)),
+      statusBadge(run.status),
+    ),
+    h("p", {
+      class: "muted",
+      text: `${fmtTime(run.started_at)} · ${fmtDuration(run.duration_ms)} · ${run.steps.length} steps`,
+    }),
+    h(
+      "div",
+      { class: "output-line" },
+      h("span", { class: "muted", text: "Output " }),
+      h("code", { class: "mono", text: preview(run.output, 120) }),
+    ),
   );
 }
-

@@ -174,11 +174,17 @@ export function loading(text = "Loading…") {
 }
 
 export function empty(title, hint) {
-  return h("div", { class: "state state-empty" }, h("strong", { text: title }), hint ? h("p", {}, hint) : null);
+  return h(
+    "div",
+    { class: "state state-empty" },
+    h("strong", { text: title }),
+    hint ? h("p", {}, hint) : null,
+  );
 }
 
 export function errorBox(err) {
-  const title = err && err.status ? `${err.title} (HTTP ${err.status})` : (err && err.title) || "Something went wrong";
+  const title =
+    err && err.status ? `${err.title} (HTTP ${err.status})` : (err && err.title) || "Something went wrong";
   const fields = (err && err.fields) || [];
   return h(
     "div",
@@ -186,7 +192,11 @@ export function errorBox(err) {
     h("strong", { text: title }),
     h("p", { text: (err && err.message) || String(err) }),
     fields.length
-      ? h("ul", {}, fields.map((f) => h("li", {}, h("code", { text: f.field }), " ", f.message)))
+      ? h(
+          "ul",
+          {},
+          fields.map((f) => h("li", {}, h("code", { text: f.field }), " ", f.message)),
+        )
       : null,
   );
 }
@@ -316,7 +326,19 @@ export function pager({ count, nextCursor, hasPrev, onFirst, onNext, label }) {
     { class: "pager" },
     h("span", { class: "muted", id: "pager-label", text: label ?? `${fmtInt(count)} shown` }),
     h("span", { class: "spacer" }),
-    h("button", { class: "btn", type: "button", disabled: !hasPrev, on: { click: onFirst }, text: "« First page" }),
-    h("button", { class: "btn", type: "button", disabled: !nextCursor, on: { click: onNext }, text: "Next page ›" }),
+    h("button", {
+      class: "btn",
+      type: "button",
+      disabled: !hasPrev,
+      on: { click: onFirst },
+      text: "« First page",
+    }),
+    h("button", {
+      class: "btn",
+      type: "button",
+      disabled: !nextCursor,
+      on: { click: onNext },
+      text: "Next page ›",
+    }),
   );
 }

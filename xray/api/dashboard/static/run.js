@@ -69,15 +69,31 @@ export async function renderRun(ctx) {
     h(
       "section",
       { class: "card" },
-      h("div", { class: "section-head" }, h("h2", { text: "Steps" }), h("span", { class: "muted", text: "Candidates in → out per step, drawn to scale. Click a step to see why." })),
-      run.steps.length ? funnel(run, openStep, params) : empty("This run recorded no steps.", "Steps appear when the pipeline's decorated functions finish."),
+      h(
+        "div",
+        { class: "section-head" },
+        h("h2", { text: "Steps" }),
+        h("span", {
+          class: "muted",
+          text: "Candidates in → out per step, drawn to scale. Click a step to see why.",
+        }),
+      ),
+      run.steps.length
+        ? funnel(run, openStep, params)
+        : empty(
+            "This run recorded no steps.",
+            "Steps appear when the pipeline's decorated functions finish.",
+          ),
     ),
     h("div", { class: "two-col" }, ioCard("Run input", run.input), ioCard("Run output", run.output)),
   );
   clear(root).append(page);
   fillComparePicker(run, signal);
   const panel = openStep && document.getElementById(`step-panel-${openStep.id}`);
-  await Promise.all([panel ? fillStepPanel(panel, run, openStep, params, ctx) : null, fillSelected(run, signal)]);
+  await Promise.all([
+    panel ? fillStepPanel(panel, run, openStep, params, ctx) : null,
+    fillSelected(run, signal),
+  ]);
 }
 
 // The shortest way to "why this output": the candidates the run's last selection step
@@ -98,7 +114,18 @@ async function fillSelected(run, signal) {
     h(
       "dd",
       {},
-      h("span", { class: "chips" }, page.items.map((d) => h("a", { class: "chip chip-selected mono", href: hashUrl(`/candidates/${enc(d.candidate_key)}`, { run: run.id }), title: "Its path through this run", text: d.candidate_key }))),
+      h(
+        "span",
+        { class: "chips" },
+        page.items.map((d) =>
+          h("a", {
+            class: "chip chip-selected mono",
+            href: hashUrl(`/candidates/${enc(d.candidate_key)}`, { run: run.id }),
+            title: "Its path through this run",
+            text: d.candidate_key,
+          }),
+        ),
+      ),
       h("span", { class: "muted small", text: ` at ${last.name} — follow it through the run` }),
     ),
   );
@@ -110,7 +137,13 @@ function facts(rows) {
   return h(
     "dl",
     { class: "facts" },
-    rows.filter(Boolean).map(([k, v, cls]) => (k ? h("div", { class: cls || "" }, h("dt", { text: k }), h("dd", {}, v)) : h("div", { class: cls, id: "run-selected", hidden: true }))),
+    rows
+      .filter(Boolean)
+      .map(([k, v, cls]) =>
+        k
+          ? h("div", { class: cls || "" }, h("dt", { text: k }), h("dd", {}, v))
+          : h("div", { class: cls, id: "run-selected", hidden: true }),
+      ),
   );
 }
 
@@ -119,21 +152,55 @@ function runHeader(run) {
   return h(
     "section",
     { class: "page-head run-head" },
-    h("nav", { class: "crumbs" }, h("a", { href: "#/runs", text: "Runs" }), " / ", h("a", { href: hashUrl("/runs", { pipeline: run.pipeline }), text: run.pipeline }), " / ", h("span", { class: "mono", text: shortId(run.id) })),
-    h("div", { class: "title-row" }, h("h1", { text: run.pipeline }), statusBadge(run.status), h("span", { class: "spacer" }), h("div", { class: "compare-picker", id: "compare-picker" })),
+    h(
+      "nav",
+      { class: "crumbs" },
+      h("a", { href: "#/runs", text: "Runs" }),
+      " / ",
+      h("a", { href: hashUrl("/runs", { pipeline: run.pipeline }), text: run.pipeline }),
+      " / ",
+      h("span", { class: "mono", text: shortId(run.id) }),
+    ),
+    h(
+      "div",
+      { class: "title-row" },
+      h("h1", { text: run.pipeline }),
+      statusBadge(run.status),
+      h("span", { class: "spacer" }),
+      h("div", { class: "compare-picker", id: "compare-picker" }),
+    ),
     facts([
       ["Run", h("span", { class: "mono selectable", text: run.id })],
       ["Started", h("span", { title: fmtRelative(run.started_at) }, fmtTime(run.started_at))],
       ["Duration", fmtDuration(run.duration_ms)],
       ["Steps", fmtInt(run.steps.length)],
       meta.length
-        ? ["Metadata", h("span", { class: "chips" }, meta.map(([k, v]) => h("a", { class: "chip", href: hashUrl("/runs", { meta: `${k}=${typeof v === "string" ? v : JSON.stringify(v)}` }), title: "Runs with this metadata", text: `${k}=${preview(v, 40)}` })))]
+        ? [
+            "Metadata",
+            h(
+              "span",
+              { class: "chips" },
+              meta.map(([k, v]) =>
+                h("a", {
+                  class: "chip",
+                  href: hashUrl("/runs", { meta: `${k}=${typeof v === "string" ? v : JSON.stringify(v)}` }),
+                  title: "Runs with this metadata",
+                  text: `${k}=${preview(v, 40)}`,
+                }),
+              ),
+            ),
+          ]
         : null,
       [
         "Output",
         run.error
           ? h("span", { class: "err-text", text: `${run.error.type}: ${preview(run.error.message, 160)}` })
-          : h("span", { class: "mono output-preview", id: "run-output", title: preview(run.output, 2000), text: preview(run.output, 160) || "—" }),
+          : h("span", {
+              class: "mono output-preview",
+              id: "run-output",
+              title: preview(run.output, 2000),
+              text: preview(run.output, 160) || "—",
+            }),
         "wide",
       ],
       ["", null, "wide selected-fact"],
@@ -151,12 +218,23 @@ async function fillComparePicker(run, signal) {
     const sel = h(
       "select",
       { id: "compare-with", "aria-label": "Compare with run" },
-      others.map((r) => h("option", { value: r.id, text: `${fmtTime(r.started_at)} · ${r.status} · ${preview(r.output, 40)}` })),
+      others.map((r) =>
+        h("option", {
+          value: r.id,
+          text: `${fmtTime(r.started_at)} · ${r.status} · ${preview(r.output, 40)}`,
+        }),
+      ),
     );
     box.append(
       h("label", { for: "compare-with", class: "muted", text: "Compare with" }),
       sel,
-      h("button", { class: "btn", type: "button", id: "compare-go", text: "Compare", on: { click: () => (location.hash = hashUrl("/compare", { a: run.id, b: sel.value })) } }),
+      h("button", {
+        class: "btn",
+        type: "button",
+        id: "compare-go",
+        text: "Compare",
+        on: { click: () => (location.hash = hashUrl("/compare", { a: run.id, b: sel.value })) },
+      }),
     );
   } catch {
     // The picker is a convenience; the compare page has its own form.
@@ -164,7 +242,14 @@ async function fillComparePicker(run, signal) {
 }
 
 function ioCard(title, value) {
-  return h("section", { class: "card io" }, h("h2", { text: title }), value === null || value === undefined ? h("p", { class: "muted", text: "Not recorded." }) : codeBlock(value, "scroll"));
+  return h(
+    "section",
+    { class: "card io" },
+    h("h2", { text: title }),
+    value === null || value === undefined
+      ? h("p", { class: "muted", text: "Not recorded." })
+      : codeBlock(value, "scroll"),
+  );
 }
 
 export function errorPanel(error, title) {
@@ -173,7 +258,14 @@ export function errorPanel(error, title) {
     { class: "card error-panel", role: "alert" },
     h("h2", { text: title }),
     h("p", {}, h("strong", { class: "mono", text: error.type }), ": ", error.message || ""),
-    error.traceback ? h("details", {}, h("summary", { text: "Traceback" }), h("pre", { class: "code scroll", text: error.traceback })) : null,
+    error.traceback
+      ? h(
+          "details",
+          {},
+          h("summary", { text: "Traceback" }),
+          h("pre", { class: "code scroll", text: error.traceback }),
+        )
+      : null,
   );
 }
 
@@ -185,7 +277,9 @@ function funnel(run, openStep, params) {
   const depths = stepDepths(run.steps);
   const scale = run.steps.reduce((m, s) => Math.max(m, s.input_count || 0, s.output_count || 0), 1);
   const showAll = params.get("all") === "1" || run.steps.length <= FUNNEL_ROWS;
-  const shown = showAll ? run.steps : run.steps.filter((s, i) => i < FUNNEL_ROWS || (openStep && s.id === openStep.id));
+  const shown = showAll
+    ? run.steps
+    : run.steps.filter((s, i) => i < FUNNEL_ROWS || (openStep && s.id === openStep.id));
   const list = h("ol", { class: "funnel", id: "funnel" });
   list.append(
     h(
@@ -235,7 +329,14 @@ function funnel(run, openStep, params) {
   }
   if (!showAll) {
     const more = hashUrl(`/runs/${enc(run.id)}`, { ...Object.fromEntries(params), all: "1" });
-    list.append(h("li", { class: "funnel-more" }, `Showing ${fmtInt(shown.length)} of ${fmtInt(run.steps.length)} steps. `, h("a", { href: more, text: "Show all steps" })));
+    list.append(
+      h(
+        "li",
+        { class: "funnel-more" },
+        `Showing ${fmtInt(shown.length)} of ${fmtInt(run.steps.length)} steps. `,
+        h("a", { href: more, text: "Show all steps" }),
+      ),
+    );
   }
   return list;
 }
@@ -244,7 +345,8 @@ function funnel(run, openStep, params) {
 export function fmtElimination(step) {
   const rate = step.elimination_rate;
   if (rate === null || rate === undefined) return "—";
-  if (rate < 0 && step.input_count) return `grew ×${fmtInt(Math.round((step.output_count / step.input_count) * 10) / 10)}`;
+  if (rate < 0 && step.input_count)
+    return `grew ×${fmtInt(Math.round((step.output_count / step.input_count) * 10) / 10)}`;
   return fmtPct(rate);
 }
 
@@ -274,7 +376,10 @@ function stepSummary(step) {
   const parts = [];
   if (known(step.input_count)) parts.push(`${fmtInt(step.input_count)} in`);
   if (known(step.output_count)) parts.push(`${fmtInt(step.output_count)} out`);
-  if (known(step.elimination_rate)) parts.push(step.elimination_rate < 0 ? fmtElimination(step) : `${fmtPct(step.elimination_rate)} eliminated`);
+  if (known(step.elimination_rate))
+    parts.push(
+      step.elimination_rate < 0 ? fmtElimination(step) : `${fmtPct(step.elimination_rate)} eliminated`,
+    );
   if (known(step.duration_ms)) parts.push(fmtDuration(step.duration_ms));
   parts.push(`detail: ${step.detail}`);
   return parts.join(" · ");
@@ -292,21 +397,42 @@ async function fillStepPanel(panel, run, step, params, ctx) {
     statusBadge(step.status),
     h("span", { class: "muted", text: stepSummary(step) }),
     h("span", { class: "spacer" }),
-    h("a", { class: "btn btn-quiet", href: hashUrl("/steps", { type: step.type, name: step.name, pipeline: step.pipeline }), text: "Similar steps in other runs" }),
+    h("a", {
+      class: "btn btn-quiet",
+      href: hashUrl("/steps", { type: step.type, name: step.name, pipeline: step.pipeline }),
+      text: "Similar steps in other runs",
+    }),
   );
   const paramsBlock = h(
     "div",
     { class: "panel-block" },
     h("h3", { text: "Parameters" }),
     paramEntries.length
-      ? h("table", { class: "params" }, h("tbody", {}, paramEntries.map(([k, v]) => h("tr", {}, h("th", { class: "mono", text: k }), h("td", { class: "mono", text: preview(v, 300) })))))
+      ? h(
+          "table",
+          { class: "params" },
+          h(
+            "tbody",
+            {},
+            paramEntries.map(([k, v]) =>
+              h(
+                "tr",
+                {},
+                h("th", { class: "mono", text: k }),
+                h("td", { class: "mono", text: preview(v, 300) }),
+              ),
+            ),
+          ),
+        )
       : h("p", { class: "muted", text: "No parameters recorded." }),
   );
   const reasoningBlock = h(
     "div",
     { class: "panel-block" },
     h("h3", { text: "Reasoning" }),
-    step.reasoning ? h("p", { class: "reasoning", text: step.reasoning }) : h("p", { class: "muted", text: "No reasoning recorded." }),
+    step.reasoning
+      ? h("p", { class: "reasoning", text: step.reasoning })
+      : h("p", { class: "muted", text: "No reasoning recorded." }),
   );
   const histo = h("div", { class: "panel-block" }, h("h3", { text: "Reasons" }));
   if (reasons.length) {
@@ -323,7 +449,16 @@ async function fillStepPanel(panel, run, step, params, ctx) {
             h(
               "tr",
               {},
-              h("th", {}, h("a", { href: stepUrl({ reason, decision: params.get("decision") }), class: "mono", title: "Show these decisions", text: reason })),
+              h(
+                "th",
+                {},
+                h("a", {
+                  href: stepUrl({ reason, decision: params.get("decision") }),
+                  class: "mono",
+                  title: "Show these decisions",
+                  text: reason,
+                }),
+              ),
               h("td", { class: "hbar" }, h("span", { style: { width: `${((100 * n) / max).toFixed(2)}%` } })),
               h("td", { class: "num", text: fmtInt(n) }),
               h("td", { class: "num muted", text: fmtPct(n / denom) }),
@@ -335,9 +470,37 @@ async function fillStepPanel(panel, run, step, params, ctx) {
   } else {
     histo.append(h("p", { class: "muted", text: "No reasons recorded." }));
   }
-  const io = h("div", { class: "two-col" }, h("div", { class: "panel-block" }, h("h3", { text: "Input preview" }), step.input == null ? h("p", { class: "muted", text: "Not recorded." }) : codeBlock(step.input, "scroll")), h("div", { class: "panel-block" }, h("h3", { text: "Output preview" }), step.output == null ? h("p", { class: "muted", text: "Not recorded." }) : codeBlock(step.output, "scroll")));
+  const io = h(
+    "div",
+    { class: "two-col" },
+    h(
+      "div",
+      { class: "panel-block" },
+      h("h3", { text: "Input preview" }),
+      step.input == null
+        ? h("p", { class: "muted", text: "Not recorded." })
+        : codeBlock(step.input, "scroll"),
+    ),
+    h(
+      "div",
+      { class: "panel-block" },
+      h("h3", { text: "Output preview" }),
+      step.output == null
+        ? h("p", { class: "muted", text: "Not recorded." })
+        : codeBlock(step.output, "scroll"),
+    ),
+  );
   const decisionsBox = h("div", { class: "panel-block decisions", id: "decisions" });
-  clear(panel).append(...[head, step.error ? errorPanel(step.error, "This step failed") : null, h("div", { class: "two-col" }, paramsBlock, reasoningBlock), histo, decisionsBox, io].filter(Boolean));
+  clear(panel).append(
+    ...[
+      head,
+      step.error ? errorPanel(step.error, "This step failed") : null,
+      h("div", { class: "two-col" }, paramsBlock, reasoningBlock),
+      histo,
+      decisionsBox,
+      io,
+    ].filter(Boolean),
+  );
   await fillDecisions(decisionsBox, run, step, params, reasons, stepUrl, ctx);
 }
 
@@ -346,14 +509,45 @@ async function fillDecisions(box, run, step, params, reasons, stepUrl, ctx) {
   const reason = params.get("reason") || "";
   const cand = params.get("cand") || "";
   const cursor = params.get("dcursor") || "";
-  box.append(h("div", { class: "section-head" }, h("h3", { text: "Decisions" }), h("span", { class: "recorded", id: "recorded-note", text: recordedText(step) })));
+  box.append(
+    h(
+      "div",
+      { class: "section-head" },
+      h("h3", { text: "Decisions" }),
+      h("span", { class: "recorded", id: "recorded-note", text: recordedText(step) }),
+    ),
+  );
   if (!step.candidates_recorded) return;
-  const decisionSel = h("select", { name: "decision", id: "d-decision", "aria-label": "Decision" }, [["", "All decisions"], ...DECISIONS.map((d) => [d, d])].map(([v, t]) => h("option", { value: v, selected: v === decision, text: t })));
+  const decisionSel = h(
+    "select",
+    { name: "decision", id: "d-decision", "aria-label": "Decision" },
+    [["", "All decisions"], ...DECISIONS.map((d) => [d, d])].map(([v, t]) =>
+      h("option", { value: v, selected: v === decision, text: t }),
+    ),
+  );
   // Free text with suggestions: reason_counts lists the counted (usually rejection)
   // reasons, but accepted decisions carry reasons too ("keyword_match").
-  const reasonList = h("datalist", { id: "d-reason-list" }, reasons.map(([r]) => h("option", { value: r })));
-  const reasonSel = h("input", { name: "reason", id: "d-reason", type: "search", list: "d-reason-list", placeholder: "any reason", "aria-label": "Reason", value: reason });
-  const candInput = h("input", { name: "cand", id: "d-cand", type: "search", placeholder: "candidate key", value: cand });
+  const reasonList = h(
+    "datalist",
+    { id: "d-reason-list" },
+    reasons.map(([r]) => h("option", { value: r })),
+  );
+  const reasonSel = h("input", {
+    name: "reason",
+    id: "d-reason",
+    type: "search",
+    list: "d-reason-list",
+    placeholder: "any reason",
+    "aria-label": "Reason",
+    value: reason,
+  });
+  const candInput = h("input", {
+    name: "cand",
+    id: "d-cand",
+    type: "search",
+    placeholder: "candidate key",
+    value: cand,
+  });
   const form = h(
     "form",
     {
@@ -362,7 +556,11 @@ async function fillDecisions(box, run, step, params, reasons, stepUrl, ctx) {
       on: {
         submit: (e) => {
           e.preventDefault();
-          location.hash = stepUrl({ decision: decisionSel.value, reason: reasonSel.value, cand: candInput.value.trim() });
+          location.hash = stepUrl({
+            decision: decisionSel.value,
+            reason: reasonSel.value,
+            cand: candInput.value.trim(),
+          });
         },
       },
     },
@@ -382,7 +580,11 @@ async function fillDecisions(box, run, step, params, reasons, stepUrl, ctx) {
   box.append(tableBox);
   let page;
   try {
-    page = await api(`/steps/${enc(step.id)}/decisions`, { decision, reason, candidate_key: cand, cursor, limit: 100 }, ctx.signal);
+    page = await api(
+      `/steps/${enc(step.id)}/decisions`,
+      { decision, reason, candidate_key: cand, cursor, limit: 100 },
+      ctx.signal,
+    );
   } catch (e) {
     if (e && e.name === "AbortError") return;
     clear(tableBox).append(errorBox(e));
@@ -391,7 +593,12 @@ async function fillDecisions(box, run, step, params, reasons, stepUrl, ctx) {
   if (!ctx.isCurrent()) return;
   clear(tableBox);
   if (!page.items.length) {
-    tableBox.append(empty("No recorded decisions match these filters.", h("a", { href: stepUrl({}), text: "Show all decisions of this step" })));
+    tableBox.append(
+      empty(
+        "No recorded decisions match these filters.",
+        h("a", { href: stepUrl({}), text: "Show all decisions of this step" }),
+      ),
+    );
   } else {
     tableBox.append(decisionsTable(page.items, run.id));
   }
@@ -416,7 +623,20 @@ function decisionsTable(items, runId) {
   return h(
     "table",
     { class: "grid compact", id: "decisions-table" },
-    h("thead", {}, h("tr", {}, h("th", { text: "Candidate" }), h("th", { text: "Decision" }), h("th", { text: "Reason" }), h("th", { class: "num", text: "Score" }), h("th", { class: "num", text: "Rank" }), h("th", { text: "Attributes" }))),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", { text: "Candidate" }),
+        h("th", { text: "Decision" }),
+        h("th", { text: "Reason" }),
+        h("th", { class: "num", text: "Score" }),
+        h("th", { class: "num", text: "Rank" }),
+        h("th", { text: "Attributes" }),
+      ),
+    ),
     h(
       "tbody",
       {},
@@ -427,12 +647,18 @@ function decisionsTable(items, runId) {
           h("td", {}, candidateLink(d.candidate_key, runId)),
           h("td", {}, decisionBadge(d.decision)),
           h("td", { class: "mono", text: d.reason || "" }),
-          h("td", { class: "num", text: d.score === null || d.score === undefined ? "" : Number(d.score).toFixed(3) }),
+          h("td", {
+            class: "num",
+            text: d.score === null || d.score === undefined ? "" : Number(d.score).toFixed(3),
+          }),
           h("td", { class: "num", text: d.rank ?? "" }),
-          h("td", { class: "attrs", title: attributesText(d.attributes), text: attributesText(d.attributes) }),
+          h("td", {
+            class: "attrs",
+            title: attributesText(d.attributes),
+            text: attributesText(d.attributes),
+          }),
         ),
       ),
     ),
   );
 }
-

@@ -21,7 +21,18 @@ import {
   plural,
 } from "./lib.js";
 
-export const STEP_TYPES = ["llm", "retrieval", "filter", "rank", "select", "transform", "classify", "generate", "evaluate", "custom"];
+export const STEP_TYPES = [
+  "llm",
+  "retrieval",
+  "filter",
+  "rank",
+  "select",
+  "transform",
+  "classify",
+  "generate",
+  "evaluate",
+  "custom",
+];
 export const STATUSES = ["running", "success", "error"];
 const RANGES = [
   ["", "Any time"],
@@ -31,7 +42,17 @@ const RANGES = [
   ["30d", "Last 30 days"],
 ];
 const RANGE_MS = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
-const FILTER_KEYS = ["pipeline", "status", "range", "since", "until", "meta", "step_type", "min_elim", "limit"];
+const FILTER_KEYS = [
+  "pipeline",
+  "status",
+  "range",
+  "since",
+  "until",
+  "meta",
+  "step_type",
+  "min_elim",
+  "limit",
+];
 const PAGE_SIZES = ["25", "50", "100", "200"];
 
 /** Page size from the URL, clamped to what the API accepts (1..500). */
@@ -104,7 +125,10 @@ export function runsQuery(params) {
 export async function renderRuns(ctx) {
   const { root, params, signal } = ctx;
   document.title = "Runs · X-Ray";
-  const [pipelines, { page, error }] = await Promise.all([pipelineOptions(signal), filterResult(api("/runs", runsQuery(params), signal))]);
+  const [pipelines, { page, error }] = await Promise.all([
+    pipelineOptions(signal),
+    filterResult(api("/runs", runsQuery(params), signal)),
+  ]);
   if (!ctx.isCurrent()) return;
 
   const form = filterForm(params, pipelines);
@@ -127,7 +151,9 @@ export async function renderRuns(ctx) {
   } else {
     body.append(runsTable(page.items));
   }
-  const base = Object.fromEntries(FILTER_KEYS.map((k) => [k, k === "meta" ? params.getAll(k) : params.get(k)]));
+  const base = Object.fromEntries(
+    FILTER_KEYS.map((k) => [k, k === "meta" ? params.getAll(k) : params.get(k)]),
+  );
   body.append(
     pager({
       count: page.items.length,
@@ -139,7 +165,12 @@ export async function renderRuns(ctx) {
     }),
   );
   clear(root).append(
-    h("div", { class: "page-head" }, h("h1", { text: "Runs" }), h("p", { class: "muted", text: "Newest first. Open a run to see why it produced its output." })),
+    h(
+      "div",
+      { class: "page-head" },
+      h("h1", { text: "Runs" }),
+      h("p", { class: "muted", text: "Newest first. Open a run to see why it produced its output." }),
+    ),
     form,
     body,
   );
@@ -164,8 +195,18 @@ function filterForm(params, pipelines) {
     value: params.get("min_elim") || "",
     class: "num-input",
   });
-  const since = h("input", { name: "since", id: "f-since", type: "datetime-local", value: localInputValue(params.get("since")) });
-  const until = h("input", { name: "until", id: "f-until", type: "datetime-local", value: localInputValue(params.get("until")) });
+  const since = h("input", {
+    name: "since",
+    id: "f-since",
+    type: "datetime-local",
+    value: localInputValue(params.get("since")),
+  });
+  const until = h("input", {
+    name: "until",
+    id: "f-until",
+    type: "datetime-local",
+    value: localInputValue(params.get("until")),
+  });
   const form = h(
     "form",
     {
@@ -193,8 +234,19 @@ function filterForm(params, pipelines) {
         },
       },
     },
-    field("Pipeline", select("pipeline", [["", "All pipelines"], ...pipelines], params.get("pipeline") || "", "Pipeline")),
-    field("Status", select("status", [["", "Any status"], ...STATUSES.map((s) => [s, s])], params.get("status") || "", "Status")),
+    field(
+      "Pipeline",
+      select("pipeline", [["", "All pipelines"], ...pipelines], params.get("pipeline") || "", "Pipeline"),
+    ),
+    field(
+      "Status",
+      select(
+        "status",
+        [["", "Any status"], ...STATUSES.map((s) => [s, s])],
+        params.get("status") || "",
+        "Status",
+      ),
+    ),
     field("Started", select("range", RANGES, params.get("range") || "", "Started within")),
     field("From", since),
     field("To", until),
@@ -206,7 +258,12 @@ function filterForm(params, pipelines) {
       h(
         "div",
         { class: "inline" },
-        select("step_type", [["", "any type"], ...STEP_TYPES.map((t) => [t, t])], params.get("step_type") || "", "Step type"),
+        select(
+          "step_type",
+          [["", "any type"], ...STEP_TYPES.map((t) => [t, t])],
+          params.get("step_type") || "",
+          "Step type",
+        ),
         h("span", { class: "muted", text: "eliminating more than" }),
         minElim,
         h("span", { class: "muted", text: "%" }),
@@ -260,21 +317,29 @@ function runsTable(runs) {
       {},
       runs.map((run) => {
         const href = `#/runs/${enc(run.id)}`;
-        return rowLink(h(
-          "tr",
-          { class: run.status === "error" ? "row-error" : "", dataset: { runId: run.id } },
-          h("td", {}, h("a", { href, class: "strong", text: run.pipeline })),
-          h("td", {}, statusBadge(run.status)),
-          h("td", { class: "nowrap", title: fmtRelative(run.started_at) }, fmtTime(run.started_at)),
-          h("td", { class: "num", text: fmtDuration(run.duration_ms) }),
-          h("td", { class: "num", text: fmtInt(run.step_count) }),
+        return rowLink(
           h(
-            "td",
-            { class: "preview mono", title: preview(run.error ? run.error : run.output, 2000) },
-            run.error ? h("span", { class: "err-text", text: `${run.error.type}: ${preview(run.error.message, 70)}` }) : preview(run.output, 80),
+            "tr",
+            { class: run.status === "error" ? "row-error" : "", dataset: { runId: run.id } },
+            h("td", {}, h("a", { href, class: "strong", text: run.pipeline })),
+            h("td", {}, statusBadge(run.status)),
+            h("td", { class: "nowrap", title: fmtRelative(run.started_at) }, fmtTime(run.started_at)),
+            h("td", { class: "num", text: fmtDuration(run.duration_ms) }),
+            h("td", { class: "num", text: fmtInt(run.step_count) }),
+            h(
+              "td",
+              { class: "preview mono", title: preview(run.error ? run.error : run.output, 2000) },
+              run.error
+                ? h("span", {
+                    class: "err-text",
+                    text: `${run.error.type}: ${preview(run.error.message, 70)}`,
+                  })
+                : preview(run.output, 80),
+            ),
+            h("td", {}, h("a", { href, class: "mono muted-link", text: shortId(run.id) })),
           ),
-          h("td", {}, h("a", { href, class: "mono muted-link", text: shortId(run.id) })),
-        ), href);
+          href,
+        );
       }),
     ),
   );
