@@ -530,17 +530,18 @@ def test_user_data_is_shown_as_text_never_run_as_markup(
                 "name": f"step {evil}",
                 "type": "filter",
                 "started_at": started,
-                "input_count": 2,
-                "output_count": 1,
+                "input_count": 3,
+                "output_count": 2,
                 "params": {"html": script},
                 "reasoning": f"Because {evil}",
                 "reason_counts": {evil: 1},
                 "detail": "full",
-                "candidates_total": 2,
-                "candidates_recorded": 2,
+                "candidates_total": 3,
+                "candidates_recorded": 3,
                 "decisions": [
                     {"candidate_key": f"k{evil}", "decision": "rejected", "reason": evil},
                     {"candidate_key": "javascript:alert(1)", "decision": "accepted"},
+                    {"candidate_key": "shelf/42 ä?x=1#top", "decision": "accepted"},
                 ],
             }
         ],
@@ -568,6 +569,13 @@ def test_user_data_is_shown_as_text_never_run_as_markup(
     settle(page)
     expect(page.locator("h1")).to_have_text(f"k{evil}")
     snap(page, shots, "12-escaping")
+    # A key with a slash, a space, a query and a fragment survives the round trip.
+    page.goto(f"{demo.url}/#/runs/{run_id}?step={step_id}")
+    settle(page)
+    page.locator('#decisions-table a.candidate:text-is("shelf/42 ä?x=1#top")').click()
+    settle(page)
+    expect(page.locator("h1")).to_have_text("shelf/42 ä?x=1#top")
+    expect(page.locator("#path-sentence")).to_have_text("kept")
     assert page.evaluate("window.__xss") is None
     assert dialogs == []
     assert page.locator("main img, main script").count() == 0
