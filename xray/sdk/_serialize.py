@@ -35,6 +35,7 @@ __all__ = [
     "PREVIEW_ITEMS",
     "PREVIEW_NESTED",
     "REDACTED",
+    "Head",
     "Redactor",
     "json_safe",
     "preview",
@@ -50,6 +51,20 @@ PREVIEW_DEPTH = 4
 _SCALARS = (str, int, float, bool, type(None))
 # Built once: json.dumps with options builds a new encoder on every call.
 _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+class Head(list):  # type: ignore[type-arg]
+    """The first items of a longer list, kept for a preview; ``total`` is the full length.
+
+    A step keeps this instead of its whole result: a preview shows only the first items,
+    and holding fewer references keeps the garbage collector's work per step small.
+    """
+
+    __slots__ = ("total",)
+
+    def __init__(self, items: list[Any], total: int) -> None:
+        super().__init__(items)
+        self.total = total
 
 
 def truncate(text: str, limit: int) -> str:
@@ -199,8 +214,9 @@ class _Converter:
         convert = self.convert
         depth += 1
         items = [convert(v, depth) for v in itertools.islice(value, limit)]
-        if len(value) > limit:
-            items.append(f"... {len(value) - limit} more")
+        total = value.total if type(value) is Head else len(value)
+        if total > min(limit, len(value)):
+            items.append(f"... {total - min(limit, len(value))} more")
         return items
 
     def _other(self, value: Any, depth: int) -> Any:

@@ -32,6 +32,7 @@ from xray.sdk._decisions import (
 )
 from xray.sdk._guard import guarded, internal_error, warn_once
 from xray.sdk._run import NOOP_RUN, Run
+from xray.sdk._serialize import PREVIEW_ITEMS, Head
 from xray.shared import DetailLevel, StepType
 
 __all__ = ["NOOP_STEP", "Step", "StepFactory", "current_run", "current_step", "step"]
@@ -389,6 +390,9 @@ class Step:
                     self._out = len(result) if type(result) in _BUILTIN_SIZED else _count(result)
             if self._spec.key is not None and self._args:
                 self._take_snapshot()
+            kept = self._result
+            if type(kept) is list and len(kept) > PREVIEW_ITEMS:
+                self._result = Head(kept[:PREVIEW_ITEMS], len(kept))  # all a preview shows
             run = self.run
             run._client._submit(self)
             if run.implicit and self.parent is None:
