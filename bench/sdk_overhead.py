@@ -31,7 +31,6 @@ import multiprocessing
 import platform
 import statistics
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -118,6 +117,7 @@ def main() -> None:
 
     # Import everything measured below before measuring anything.
     import opentelemetry.sdk.trace  # noqa: F401
+
     import xray.sdk  # noqa: F401
 
     if options.gc_freeze:
