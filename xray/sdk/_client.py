@@ -49,6 +49,10 @@ class ClientStats(TypedDict):
     (one item over the server's limit), ``invalid`` (one item the server rejected),
     ``shutdown`` (still queued at the shutdown deadline), ``serialization``, ``redacted``
     (the ``redact`` hook returned ``None``), ``no_transport``.
+
+    Example:
+        >>> client.stats()["sent"]  # doctest: +SKIP
+        42
     """
 
     enabled: bool

@@ -193,6 +193,10 @@ class RunScope:
     As a context manager it opens one run; as a decorator it opens a new run per call,
     with the call's arguments as input and its return value as output unless
     ``run.set_input`` / ``run.set_output`` say otherwise.
+
+    Example:
+        >>> @client.run("nightly-categorisation")  # doctest: +SKIP
+        ... def categorise(products): ...
     """
 
     __slots__ = ("_client", "_input", "_metadata", "_pipeline", "_tokens")

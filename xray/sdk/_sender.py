@@ -50,7 +50,12 @@ _compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 
 
 class Response(NamedTuple):
-    """What a transport saw: an HTTP status, or ``status=None`` and a network error."""
+    """What a transport saw: an HTTP status, or ``status=None`` and a network error.
+
+    Example:
+        >>> Response(503, retry_after=2.0).status
+        503
+    """
 
     status: int | None
     retry_after: float | None = None
@@ -58,7 +63,18 @@ class Response(NamedTuple):
 
 
 class Transport(Protocol):
-    """How a batch leaves the process. ``xray.sdk.testing.InMemoryTransport`` is one."""
+    """How a batch leaves the process. ``xray.sdk.testing.InMemoryTransport`` is one.
+
+    ``body`` is the encoded ``{"runs": [...], "steps": [...]}`` (gzip'd when the headers
+    say ``Content-Encoding: gzip``). Retries, splitting and counting stay in the sender.
+
+    Example:
+        >>> class Stdout:
+        ...     def send(self, body, headers, timeout):
+        ...         print(len(body)); return Response(200)
+        ...     def close(self): pass
+        >>> client = XRayClient(transport=Stdout())  # doctest: +SKIP
+    """
 
     def send(self, body: bytes, headers: Mapping[str, str], timeout: float) -> Response:
         """Deliver one encoded batch; never raise for network trouble, say so instead."""

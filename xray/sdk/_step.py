@@ -508,7 +508,13 @@ def current_run() -> Run:
 
 
 class StepFactory:
-    """What ``step(...)`` returns: a decorator and a (sync or async) context manager."""
+    """What ``step(...)`` returns: a decorator and a (sync or async) context manager.
+
+    Example:
+        >>> rerank = step("rerank", type="rank")
+        >>> with rerank as s:  # doctest: +SKIP
+        ...     s.set_params(model="cross-encoder")
+    """
 
     __slots__ = ("_spec",)
 
