@@ -143,7 +143,18 @@ function briefValue(v) {
 
 export function pretty(value) {
   if (value === null || value === undefined) return "null";
-  if (typeof value === "string") return value;
+  if (typeof value === "string") {
+    // A preview stored as JSON text (e.g. by an older SDK) reads better indented.
+    const t = value.trim();
+    if ((t.startsWith("{") && t.endsWith("}")) || (t.startsWith("[") && t.endsWith("]"))) {
+      try {
+        return JSON.stringify(JSON.parse(t), null, 2);
+      } catch {
+        return value;
+      }
+    }
+    return value;
+  }
   try {
     return JSON.stringify(value, null, 2);
   } catch {
