@@ -54,6 +54,8 @@ def candidate_key(item: Any, key: KeySpec) -> Any:
         >>> candidate_key({"asin": "B01"}, "asin"), candidate_key("B02", None)
         ('B01', 'B02')
     """
+    if type(item) is dict and type(key) is str:  # the common case, without ABC checks
+        return item.get(key)
     if key is None:
         if isinstance(item, _SCALAR_KEYS):
             return item
