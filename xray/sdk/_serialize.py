@@ -177,6 +177,10 @@ class _Converter:
         return self._other(value, depth)
 
     def _mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+        if type(value) is dict and len(value) <= self.max_items:
+            flat = self._flat(value)
+            if flat is not None:
+                return flat
         out: dict[str, Any] = {}
         redactor = self.redactor
         secrets = redactor._cache if redactor is not None else None
@@ -206,6 +210,39 @@ class _Converter:
                     continue
             out[key] = convert(v, depth)
         return out
+
+    def _flat(self, value: dict[Any, Any]) -> dict[str, Any] | None:
+        """A copy of a flat ``{str: short scalar}`` dict without secrets, or ``None``.
+
+        Candidates are usually such dicts; one loop and a C-level copy is several times
+        cheaper than converting value by value.
+        """
+        redactor = self.redactor
+        secrets = redactor._cache if redactor is not None else None
+        max_str = self.max_str
+        size = 0
+        for k, v in value.items():
+            if type(k) is not str:
+                return None
+            kind = type(v)
+            if kind is str:
+                if len(v) > max_str:
+                    return None
+                size += len(v)
+            elif kind is float:
+                if not math.isfinite(v):
+                    return None
+            elif not (kind is int and -(2**63) <= v < 2**63) and v is not None and kind is not bool:
+                return None
+            if secrets is not None:
+                secret = secrets.get(k)
+                if secret is None:
+                    secret = redactor.is_secret(k)  # type: ignore[union-attr]
+                if secret:
+                    return None
+            size += len(k) + 28
+        self.size += size + 2
+        return dict(value)
 
     def _sequence(self, value: Any, depth: int) -> list[Any]:
         limit = self.max_items
