@@ -56,7 +56,13 @@ def create_engine(database_url: str) -> AsyncEngine:
             pool_size=10,
             max_overflow=10,
             pool_timeout=CONNECT_TIMEOUT_S,
-            connect_args={"timeout": CONNECT_TIMEOUT_S},
+            connect_args={
+                "timeout": CONNECT_TIMEOUT_S,
+                # Plan every statement for its actual values: after five executions
+                # PostgreSQL may switch a prepared statement to a generic plan, and for
+                # `IN ($1, ..., $n)` on a large table that plan can be a sequential scan.
+                "server_settings": {"plan_cache_mode": "force_custom_plan"},
+            },
         )
     return create_async_engine(url, **kwargs)
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, func, select
+from sqlalchemy import ColumnElement, Table, and_, case, delete, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -320,12 +320,24 @@ async def _upsert_steps(
         index_elements=[_STEPS.c.id],
         set_={c.name: stmt.excluded[c.name] for c in _STEPS.c if c.name != "id"},
     )
+    # A re-sent step replaces its decisions as a set. Steps are normally sent once, so
+    # only the decisions of steps that already existed are deleted.
+    resent: list[uuid.UUID] = []
     step_rows.sort(key=lambda row: row["id"])
-    for chunk in _chunks(step_rows, 200):
-        await session.execute(stmt, list(chunk))
-    # A re-sent step replaces its decisions as a set; first-time steps delete nothing.
-    step_ids = sorted(latest)
-    for chunk in _chunks(step_ids):
+    if dialect == "postgresql":
+        # xmax = 0 on the returned row means "inserted": this is race-free, because a
+        # concurrent copy of the same step waits for our row lock and then sees it.
+        returning = stmt.returning(_STEPS.c.id, literal_column("(xmax = 0)"))
+        for chunk in _chunks(step_rows, 200):
+            rows = await session.execute(returning, list(chunk))
+            resent += [step_id for step_id, inserted in rows if not inserted]
+    else:
+        # SQLite: ingest is serialised by the app's write lock, so a lookup is race-free.
+        for chunk in _chunks(sorted(latest)):
+            resent += await session.scalars(select(StepRow.id).where(StepRow.id.in_(chunk)))
+        for chunk in _chunks(step_rows, 200):
+            await session.execute(stmt, list(chunk))
+    for chunk in _chunks(sorted(resent)):
         await session.execute(delete(DecisionRow).where(DecisionRow.step_id.in_(chunk)))
     if decision_rows:
         await _insert_decisions(session, dialect, decision_rows)
