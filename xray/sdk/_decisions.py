@@ -149,6 +149,18 @@ class DecisionLog:
         else:
             self.overflow += 1
 
+    def add_inferred(self, raw_key: Any, decision: str, rank: int | None) -> None:
+        """An inferred decision: no reason, not counted as explicit (sender thread only)."""
+        order = self.total
+        self.total = order + 1
+        entry: Entry = (order, raw_key, decision, None, None, rank, None)
+        if self.detail == SAMPLED and decision == REJECTED:
+            self._sample(None, entry)
+        elif len(self.entries) < self.cap:
+            self.entries.append(entry)
+        else:
+            self.overflow += 1
+
     def _sample(self, reason: str | None, entry: Entry) -> None:
         slot = self._reservoirs.get(reason)
         if slot is None:
@@ -173,6 +185,22 @@ class DecisionLog:
         return entries[: self.cap]
 
 
+def _keys(items: Iterable[Any], key: KeySpec) -> list[tuple[Hashable, Any]]:
+    """(hashable key, raw key) of each item; dict candidates with a field key go fast."""
+    out: list[tuple[Hashable, Any]] = []
+    append = out.append
+    field = key if type(key) is str else None
+    for item in items:
+        raw = (
+            item.get(field)
+            if field is not None and type(item) is dict
+            else candidate_key(item, key)
+        )
+        kind = type(raw)
+        append((raw if kind is str or kind is int else _hashable(raw), raw))
+    return out
+
+
 def infer(
     log: DecisionLog,
     key: KeySpec,
@@ -186,27 +214,27 @@ def infer(
     its candidates rather than filtering them).
     """
     kept: dict[Hashable, int] = {}
-    for index, item in enumerate(outputs):
-        kept.setdefault(_hashable(candidate_key(item, key)), index)
-    input_keys: list[tuple[Hashable, Any]] = []
+    for index, (hashed, _raw) in enumerate(_keys(outputs, key)):
+        kept.setdefault(hashed, index)
     seen: set[Hashable] = set()
-    for item in inputs:
-        raw = candidate_key(item, key)
-        hashed = _hashable(raw)
-        if hashed in seen:
-            continue
-        seen.add(hashed)
-        input_keys.append((hashed, raw))
+    candidates: list[tuple[Hashable, Any]] = []
+    for hashed, raw in _keys(inputs, key):
+        if hashed not in seen:
+            seen.add(hashed)
+            candidates.append((hashed, raw))
     if not kept.keys() <= seen:
         return
     explicit = log.explicit_keys or set()
+    if explicit:
+        candidates = [c for c in candidates if c[0] not in explicit]
+    if log.detail == SUMMARY:
+        log.total += len(candidates)  # nothing is held in summary: just count
+        return
     keep_verb = SELECTED if step_type == "select" else ACCEPTED
     with_rank = step_type == "rank"
-    for hashed, raw in input_keys:
-        if hashed in explicit:
-            continue
+    for hashed, raw in candidates:
         found = kept.get(hashed)
         if found is None:
-            log.add(raw, REJECTED, None, None, None, None)
+            log.add_inferred(raw, REJECTED, None)
         else:
-            log.add(raw, keep_verb, None, None, found + 1 if with_rank else None, None)
+            log.add_inferred(raw, keep_verb, found + 1 if with_rank else None)

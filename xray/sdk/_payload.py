@@ -21,7 +21,7 @@ from typing import Any
 from xray.sdk import _ids
 from xray.sdk._decisions import DecisionLog, infer, key_text
 from xray.sdk._run import _UNSET, Run
-from xray.sdk._serialize import Redactor, json_safe, preview, truncate
+from xray.sdk._serialize import Redactor, _Converter, json_safe, preview, truncate
 from xray.sdk._step import _AUTO, Step, _Extra
 from xray.shared import SDKConfig
 
@@ -205,17 +205,31 @@ class Encoder:
             infer(log, spec.key, spec.type, inputs, outputs)
         decisions: list[dict[str, Any]] = []
         if log is not None:
+            convert = _Converter(self.redactor, 50, 2000, 6).convert
+            append = decisions.append
+            # The common shapes (str key, str or no reason, float or no score) skip the
+            # general helpers: a full-detail step can carry thousands of these.
             for _order, raw, decision, reason, score, rank, attrs in log.recorded():
-                decisions.append(
-                    {
-                        "candidate_key": key_text(raw),
-                        "decision": decision,
-                        "reason": truncate(reason, _MAX_REASON) if reason else None,
-                        "score": _number(score),
-                        "rank": _integer(rank),
-                        "attributes": self._safe(attrs) if attrs else {},
-                    }
-                )
+                # Absent fields take the wire defaults (null / {}): smaller JSON, less work.
+                out: dict[str, Any] = {
+                    "candidate_key": raw
+                    if type(raw) is str and 0 < len(raw) <= 512
+                    else key_text(raw),
+                    "decision": decision,
+                }
+                if reason is not None:
+                    out["reason"] = (
+                        reason if len(reason) <= _MAX_REASON else truncate(reason, _MAX_REASON)
+                    )
+                if score is not None:
+                    out["score"] = (
+                        score if type(score) is float and math.isfinite(score) else _number(score)
+                    )
+                if rank is not None:
+                    out["rank"] = rank if type(rank) is int else _integer(rank)
+                if attrs:
+                    out["attributes"] = convert(attrs, 0)
+                append(out)
         t0 = run._wall0 + (s._t0 - run._t0)
         output_count = None if s._out is _AUTO else s._out
         item: dict[str, Any] = {

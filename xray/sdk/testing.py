@@ -27,6 +27,8 @@ from xray.sdk._sender import Response
 
 __all__ = ["InMemoryTransport", "Recording", "recording"]
 
+_DECISION_DEFAULTS: dict[str, Any] = {"reason": None, "score": None, "rank": None, "attributes": {}}
+
 
 class InMemoryTransport:
     """A transport that keeps every batch in memory; optionally answers with set statuses.
@@ -78,9 +80,16 @@ class InMemoryTransport:
 
     @property
     def steps(self) -> list[dict[str, Any]]:
-        """Every step sent, in the order received."""
+        """Every step sent, in the order received.
+
+        Decisions are shown with every field: the wire leaves out a decision's ``reason``,
+        ``score``, ``rank`` and ``attributes`` when they hold the default (null / {}).
+        """
         with self._lock:
-            return [s for batch in self.batches for s in batch.get("steps", [])]
+            steps = [s for batch in self.batches for s in batch.get("steps", [])]
+        return [
+            {**s, "decisions": [{**_DECISION_DEFAULTS, **d} for d in s["decisions"]]} for s in steps
+        ]
 
     def step(self, name: str) -> dict[str, Any]:
         """The one step called ``name`` (AssertionError if there is not exactly one)."""
