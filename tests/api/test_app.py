@@ -180,3 +180,22 @@ def test_help_lists_the_flags(clean_environment: Path) -> None:
     assert result.returncode == 0
     for flag in ("--host", "--port", "--database-url", "--config"):
         assert flag in result.stdout
+
+
+async def test_without_migrations_an_empty_database_is_503_not_500(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    app = create_app(APIConfig(database_url=url, run_migrations=False))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for path in ("/readyz", "/runs", "/steps"):
+                response = await client.get(path)
+                assert response.status_code == 503, path
+                assert response.json()["error"] == "database_unavailable"
+            assert (await client.post("/runs", json=run())).status_code == 503
+            assert (await client.get("/healthz")).status_code == 200
+    await asyncio.to_thread(upgrade_database, url)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/readyz")).status_code == 200

@@ -146,10 +146,11 @@ def from_validation_error(exc: ValidationError, *, prefix: str = "") -> APIError
 
 # PostgreSQL SQLSTATEs that mean "cannot talk to the database now": connection exceptions
 # (08xxx), shutdown / starting up (57P0x), too many connections, database not accepting
-# connections (55000 on connect) or gone (3D000); and the transient conflicts a retry
-# resolves (serialization failure, deadlock), which the SDK retries on 503.
+# connections (55000 on connect) or gone (3D000); the schema not migrated yet (42P01,
+# undefined table); and the transient conflicts a retry resolves (serialization failure,
+# deadlock). The SDK retries all of these on 503.
 _UNAVAILABLE_SQLSTATES = frozenset(
-    {"57P01", "57P02", "57P03", "53300", "55000", "3D000", "40001", "40P01"}
+    {"57P01", "57P02", "57P03", "53300", "55000", "3D000", "42P01", "40001", "40P01"}
 )
 
 
