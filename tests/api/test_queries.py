@@ -131,6 +131,9 @@ RUN_CASES: list[tuple[Any, list[str]]] = [
     ({"metadata.env": "prod"}, ["r4", "r1"]),
     ([("metadata.env", "prod"), ("metadata.seller", "7")], ["r1"]),
     ({"metadata.flag": "true"}, ["r3"]),
+    ({"metadata.flag": "false"}, []),
+    ({"metadata.seller": "7.0"}, ["r1"]),  # numbers compare as numbers; "7" is a string
+    ({"metadata.seller": "07"}, []),
     ({"metadata.note": "it's'; DROP TABLE runs;--"}, ["r4"]),
     ({"metadata.missing": "x"}, []),
     ({"step_type": "filter"}, ["r4", "r3", "r2", "r1"]),
