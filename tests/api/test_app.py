@@ -199,3 +199,18 @@ async def test_without_migrations_an_empty_database_is_503_not_500(tmp_path: Pat
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_even_a_bug_answers_a_json_error(tmp_path: Path) -> None:
+    app = create_app(APIConfig(database_url=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get("/boom")
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal_error", "message": "internal error", "fields": []}

@@ -245,6 +245,12 @@ async def _overflow_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(400, f"a value in the request is out of range: {exc}")
 
 
+async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    # A bug, not bad input: still a JSON body (Starlette re-raises afterwards, so the
+    # traceback reaches the server log).
+    return error_response(500, "internal error", code="internal_error")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every failure into the JSON error body."""
     app.add_exception_handler(APIError, _api_error)
@@ -254,3 +260,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OSError, _database_error)
     app.add_exception_handler(TimeoutError, _database_error)
     app.add_exception_handler(OverflowError, _overflow_error)
+    app.add_exception_handler(Exception, _unexpected_error)
