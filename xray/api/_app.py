@@ -23,7 +23,7 @@ from starlette.middleware import Middleware
 from xray import __version__
 from xray.api._middleware import AuthMiddleware, RequestLimitsMiddleware
 from xray.api._migrate import upgrade_engine
-from xray.api._state import AppState, KeyCache
+from xray.api._state import AppState, KeyCache, key_digests
 from xray.api.db.session import create_engine, is_sqlite, session_factory
 from xray.api.errors import install_error_handlers, is_database_unavailable
 from xray.api.routes import candidates, dashboard, health, ingest, pipelines, runs, steps
@@ -86,7 +86,7 @@ def _lifespan(config: APIConfig) -> Any:
             config=config,
             engine=engine,
             sessions=session_factory(engine),
-            keys=KeyCache(tuple(k.encode("utf-8") for k in config.api_keys)),
+            keys=KeyCache(key_digests(config.api_keys)),
             write_lock=asyncio.Lock() if is_sqlite(config.database_url) else None,
         )
         if config.run_migrations:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import time
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from xray.api.services.keys import active_key_hashes, hash_key
 from xray.shared import APIConfig
 
-__all__ = ["AppState", "AuthResult", "KeyCache"]
+__all__ = ["AppState", "AuthResult", "KeyCache", "key_digests"]
 
 logger = logging.getLogger("xray.api")
 
@@ -29,11 +30,18 @@ class AuthResult(Enum):
     UNAVAILABLE = "unavailable"  # keys may be stored in the database, which is down
 
 
+def key_digests(keys: list[str]) -> tuple[bytes, ...]:
+    """The digests ``KeyCache`` compares configured keys by."""
+    return tuple(hashlib.sha256(k.encode("utf-8", "surrogatepass")).digest() for k in keys)
+
+
 @dataclass
 class KeyCache:
     """Configured keys plus the hashes of the database's active keys, re-read every
     ``ttl`` seconds (a revoked key stops working within that time)."""
 
+    # SHA-256 digests of the configured keys: comparing digests takes the same time
+    # whatever the presented key's length.
     config_keys: tuple[bytes, ...]
     ttl: float = 5.0
     db_hashes: frozenset[str] | None = None
@@ -61,7 +69,7 @@ class KeyCache:
             return AuthResult.ALLOWED
         if presented is None:
             return AuthResult.UNAVAILABLE if self._unknown_and_unkeyed() else AuthResult.MISSING
-        candidate = presented.encode("utf-8", "surrogatepass")
+        candidate = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
         matched = False
         # Compare against every configured key, in constant time, without short-circuit.
         for key in self.config_keys:
