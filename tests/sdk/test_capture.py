@@ -348,3 +348,17 @@ def test_sampling_is_decided_once_per_run() -> None:
     assert set(steps_per_run) == runs
     assert set(steps_per_run.values()) == {2}  # a run is recorded whole or not at all
     assert 0 < len(runs) < 40
+
+
+def test_a_long_result_is_previewed_by_its_first_items_and_counted_whole(
+    rec: Recording,
+) -> None:
+    @step(type="retrieval")
+    def many(n: int) -> list[int]:
+        return list(range(n))
+
+    assert many(25) == list(range(25))
+    s = rec.step("many")
+    assert s["output_count"] == 25
+    assert s["output"] == [*range(10), "... 15 more"]
+    assert rec.runs[0]["output"] == [*range(10), "... 15 more"]

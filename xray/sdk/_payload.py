@@ -21,8 +21,8 @@ from typing import Any
 from xray.sdk import _ids
 from xray.sdk._decisions import DecisionLog, infer, key_text
 from xray.sdk._run import _UNSET, Run
-from xray.sdk._serialize import Redactor, _Converter, json_safe, preview, truncate
-from xray.sdk._step import _AUTO, Step, _Extra
+from xray.sdk._serialize import Head, Redactor, _Converter, json_safe, preview, truncate
+from xray.sdk._step import _AUTO, CUT, Step, _Extra
 from xray.shared import SDKConfig
 
 __all__ = ["Encoder", "RedactHook", "sdk_info"]
@@ -80,6 +80,12 @@ def _error(exc: BaseException | None, tb: TracebackType | None) -> dict[str, Any
         "message": truncate(message, _MAX_MESSAGE),
         "traceback": truncate(text, _MAX_TRACEBACK) if text else None,
     }
+
+
+def _uncut(value: Any) -> Any:
+    if type(value) is tuple and len(value) == 3 and value[0] is CUT:
+        return Head(value[1], value[2])
+    return value
 
 
 def _number(value: Any) -> float | None:
@@ -182,7 +188,7 @@ class Encoder:
             "ended_at": _iso(run._wall0 + (t1 - run._t0)) if ended else None,
             "duration_ms": (t1 - run._t0) / 1e6 if ended else None,
             "input": input_value,
-            "output": self._preview(output) if ended and output is not _UNSET else None,
+            "output": self._preview(_uncut(output)) if ended and output is not _UNSET else None,
             "metadata": self._safe(run._metadata) if run._metadata else {},
             "error": _error(run._error, run._traceback) if ended else None,
             "sdk": self.sdk,
@@ -251,7 +257,7 @@ class Encoder:
             "reasoning": truncate(x.reasoning, _MAX_REASONING) if x.reasoning else None,
             "reason_counts": dict(log.reason_counts) if log is not None else {},
             "input": self._arguments(spec.fn, s._args, s._kwargs),
-            "output": self._preview(s._result) if s._result is not None else None,
+            "output": self._preview(_uncut(s._result)) if s._result is not None else None,
             "metadata": self._safe(x.metadata) if x.metadata else {},
             "error": _error(x.error, x.traceback),
             "detail": detail,

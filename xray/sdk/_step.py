@@ -32,7 +32,7 @@ from xray.sdk._decisions import (
 )
 from xray.sdk._guard import guarded, internal_error, warn_once
 from xray.sdk._run import NOOP_RUN, Run
-from xray.sdk._serialize import PREVIEW_ITEMS, Head
+from xray.sdk._serialize import PREVIEW_ITEMS
 from xray.shared import DetailLevel, StepType
 
 __all__ = ["NOOP_STEP", "Step", "StepFactory", "current_run", "current_step", "step"]
@@ -46,6 +46,7 @@ ERROR = "error"
 _STEP_TYPES = frozenset(t.value for t in StepType)
 _DETAILS = frozenset(d.value for d in DetailLevel)
 _AUTO: Any = object()  # "count the output automatically"
+CUT: Any = object()  # marks a result cut to its first items: (CUT, head, total)
 _NO_RESULT: Any = object()  # a context-manager step has no return value
 _COLLECTIONS = (list, tuple, set, frozenset, dict)
 _sized: dict[type, bool] = {list: True, tuple: True, dict: True, set: True, str: False}
@@ -392,7 +393,9 @@ class Step:
                 self._take_snapshot()
             kept = self._result
             if type(kept) is list and len(kept) > PREVIEW_ITEMS:
-                self._result = Head(kept[:PREVIEW_ITEMS], len(kept))  # all a preview shows
+                # Keep only what a preview shows (a plain tuple: cheapest to build here);
+                # the sender turns it into a Head. Fewer live references, less GC work.
+                self._result = (CUT, kept[:PREVIEW_ITEMS], len(kept))
             run = self.run
             run._client._submit(self)
             if run.implicit and self.parent is None:
