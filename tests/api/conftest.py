@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from xray.shared import APIConfig
 _TABLES = "runs, steps, decisions, api_keys"
 
 
-async def _truncate(database_url: str) -> None:
+async def truncate(database_url: str) -> None:
     import asyncpg
 
     dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
@@ -48,16 +48,24 @@ def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A clean, migrated database: a new SQLite file, or the truncated PostgreSQL one."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A clean, migrated database: a new SQLite file, or the truncated PostgreSQL one.
+
+    The PostgreSQL database is shared by the whole session (other test packages load
+    their own data into it), so it is emptied before *and* after each test.
+    """
     if request.param == "sqlite":
         # A copy of a migrated file: the same schema, without migrating per test.
         target = tmp_path / "xray.db"
         shutil.copyfile(request.getfixturevalue("migrated_sqlite_template"), target)
-        return f"sqlite+aiosqlite:///{target}"
+        yield f"sqlite+aiosqlite:///{target}"
+        return
     url: str = request.getfixturevalue("migrated_postgres")
-    asyncio.run(_truncate(url))
-    return url
+    asyncio.run(truncate(url))
+    try:
+        yield url
+    finally:
+        asyncio.run(truncate(url))
 
 
 @pytest.fixture

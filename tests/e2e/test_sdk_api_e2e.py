@@ -3,6 +3,7 @@ under uvicorn on 127.0.0.1), and the HTTP API answers the questions X-Ray exists
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import httpx
 import pytest
 
 from tests._servers import RunningServer, api_server
+from tests.api.conftest import truncate
+from xray.api import upgrade_database
 
 pytestmark = pytest.mark.slow
 
@@ -30,19 +33,24 @@ CATALOGUE = [
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningServer]:
+    """A real server on an empty database; the session's PostgreSQL one is emptied again
+    afterwards, since other test packages share it."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}"
-    else:
-        url = request.getfixturevalue("postgres_database")
-        import asyncio
-
-        from tests.api.conftest import _truncate
-        from xray.api import upgrade_database
-
-        upgrade_database(url)
-        asyncio.run(_truncate(url))
-    with api_server(url, workdir=tmp_path / "server", api_keys=(KEY,)) as running:
-        yield running
+        with api_server(
+            f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}",
+            workdir=tmp_path / "server",
+            api_keys=(KEY,),
+        ) as running:
+            yield running
+        return
+    url = request.getfixturevalue("postgres_database")
+    upgrade_database(url)
+    asyncio.run(truncate(url))
+    try:
+        with api_server(url, workdir=tmp_path / "server", api_keys=(KEY,)) as running:
+            yield running
+    finally:
+        asyncio.run(truncate(url))
 
 
 def _pipeline(client: Any, product: dict[str, Any], max_price: float) -> dict[str, Any]:
