@@ -279,3 +279,10 @@ def test_default_redact_keys_cover_common_secrets() -> None:
     keys = SDKConfig().redact_keys
     for secret in ("password", "api_key", "token", "authorization", "secret"):
         assert secret in keys
+
+
+def test_bad_file_value_is_blamed_on_the_file_even_with_none_overrides(tmp_path: Path) -> None:
+    config = write(tmp_path / "xray.config.yaml", "api:\n  port: eighty\n")
+    with pytest.raises(ConfigError) as info:
+        load_api_config(start=tmp_path, env={}, port=None, host=None)
+    assert info.value.file == str(config)

@@ -315,7 +315,7 @@ def _validate(
         dotted = f"{section}.{location}" if location else section
         # Say where the bad value came from, so the user fixes the right place.
         origin = file
-        if top in overrides:
+        if overrides.get(top) is not None:
             origin = "keyword argument"
         elif top in from_env:
             names = [v for v, (s, k, _) in ENV_OVERRIDES.items() if s == section and k == top]
