@@ -204,3 +204,19 @@ def test_reasoning_of_any_size_is_kept_within_wire_limits(rec: Recording, text: 
     think()
     reasoning = rec.step("think")["reasoning"]
     assert reasoning == (text or None) or len(reasoning) <= 100_000
+
+
+def test_a_value_that_fails_while_read_loses_only_its_own_preview(rec: Recording) -> None:
+    class Model:  # looks like a pydantic model whose dump fails
+        def model_dump(self) -> dict[str, Any]:
+            raise RuntimeError("cannot dump")
+
+    @step(type="custom")
+    def uses(model: Model) -> int:
+        current_step().set_params(model=Model())
+        return 1
+
+    assert uses(Model()) == 1
+    s = rec.step("uses")
+    assert s["input"] == {"model": "<unavailable: RuntimeError>"}
+    assert s["params"] == {"model": "<unavailable: RuntimeError>"}

@@ -128,7 +128,10 @@ def json_safe(
         ...           redactor=Redactor(["password"]))
         {'when': '2026-01-02', 'tags': ['a'], 'password': '[REDACTED]'}
     """
-    return _Converter(redactor, max_items, max_str, max_depth).convert(value, 0)
+    try:
+        return _Converter(redactor, max_items, max_str, max_depth).convert(value, 0)
+    except Exception as exc:  # a user object that fails while read: lose this value only
+        return f"<unavailable: {type(exc).__name__}>"
 
 
 class _Converter:
@@ -174,7 +177,10 @@ class _Converter:
             return self._mapping(value, depth)
         if kind is list or kind is tuple:
             return self._sequence(value, depth)
-        return self._other(value, depth)
+        try:
+            return self._other(value, depth)
+        except Exception as exc:  # a user object failing while read loses only itself
+            return f"<unavailable: {type(exc).__name__}>"
 
     def _mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
         if type(value) is dict and len(value) <= self.max_items:
@@ -311,7 +317,10 @@ def preview(value: Any, *, max_bytes: int, redactor: Redactor | None) -> Any:
         '...'
     """
     converter = _Converter(redactor, PREVIEW_ITEMS, max_bytes, PREVIEW_DEPTH, PREVIEW_NESTED)
-    safe = converter.convert(value, 0)
+    try:
+        safe = converter.convert(value, 0)
+    except Exception as exc:  # e.g. a dict the caller changes while the sender reads it
+        return f"<unavailable: {type(exc).__name__}>"
     if converter.size <= max_bytes or not isinstance(safe, dict | list):
         return safe
     text = _compact.encode(safe)
