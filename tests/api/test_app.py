@@ -192,6 +192,8 @@ async def test_without_migrations_an_empty_database_is_503_not_500(tmp_path: Pat
                 response = await client.get(path)
                 assert response.status_code == 503, path
                 assert response.json()["error"] == "database_unavailable"
+            # Readiness says what to do, not just that something is wrong.
+            assert "xray db upgrade" in (await client.get("/readyz")).json()["message"]
             assert (await client.post("/runs", json=run())).status_code == 503
             assert (await client.get("/healthz")).status_code == 200
     await asyncio.to_thread(upgrade_database, url)

@@ -199,8 +199,14 @@ def test_deployment_env_does_not_migrate_at_start(
         cwd=container_workdir,
         port=port,
         log_path=container_workdir.parent / "no-migrate-api.log",
+        wait_for="/healthz",
     ) as server:
-        assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
+        # Live but not ready: a skipped migration Job keeps the pods out of the Service
+        # instead of letting them answer every request with an error.
+        ready = httpx.get(f"{server.base_url}/readyz", timeout=5)
+        assert ready.status_code == 503
+        assert ready.json()["error"] == "database_unavailable"
+        assert "xray db upgrade" in ready.json()["message"]
         _assert_graceful_stop(server)
     assert not asyncio.run(_has_table(empty_postgres_database, "alembic_version"))
 

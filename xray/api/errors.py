@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 __all__ = [
+    "SCHEMA_MISSING_MESSAGE",
     "APIError",
     "ErrorBody",
     "FieldError",
@@ -37,6 +38,7 @@ __all__ = [
     "field_errors",
     "install_error_handlers",
     "is_database_unavailable",
+    "is_schema_missing",
 ]
 
 logger = logging.getLogger("xray.api")
@@ -184,6 +186,20 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def is_schema_missing(exc: BaseException) -> bool:
+    """Whether ``exc`` says X-Ray's tables are not there (migrations have not run)."""
+    for cause in _causes(exc):
+        if getattr(cause, "sqlstate", None) == "42P01" or "no such table" in str(cause):
+            return True
+    return False
+
+
+SCHEMA_MISSING_MESSAGE = (
+    "the database has no X-Ray tables yet: run `xray db upgrade` "
+    "(or start the server with migrations on)"
+)
+
+
 def _is_bad_value(exc: BaseException) -> bool:
     for cause in _causes(exc):
         if isinstance(cause, (DataError, IntegrityError)):
@@ -226,9 +242,12 @@ async def _request_validation_error(_request: Request, exc: Exception) -> JSONRe
 async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
     if is_database_unavailable(exc):
         logger.warning("database unavailable: %s", exc.__class__.__name__, exc_info=False)
+        missing = is_schema_missing(exc)
         return error_response(
             503,
-            "the database is unavailable right now; retry later",
+            SCHEMA_MISSING_MESSAGE
+            if missing
+            else "the database is unavailable right now; retry later",
             headers={"Retry-After": "1"},
         )
     if any(isinstance(cause, OverflowError) for cause in _causes(exc)):

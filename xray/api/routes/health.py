@@ -10,7 +10,13 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from xray.api.deps import StateDep
-from xray.api.errors import APIError, ErrorBody, is_database_unavailable
+from xray.api.errors import (
+    SCHEMA_MISSING_MESSAGE,
+    APIError,
+    ErrorBody,
+    is_database_unavailable,
+    is_schema_missing,
+)
 
 __all__ = ["Health", "Readiness", "router"]
 
@@ -53,6 +59,8 @@ async def readyz(state: StateDep) -> Readiness:
             # Also proves the schema is there (with run_migrations off, someone else migrates).
             await connection.execute(text("SELECT 1 FROM runs LIMIT 1"))
     except Exception as exc:
+        if is_schema_missing(exc):
+            raise APIError(503, SCHEMA_MISSING_MESSAGE, headers={"Retry-After": "1"}) from None
         if is_database_unavailable(exc):
             raise unavailable from None
         raise
