@@ -8,6 +8,7 @@ encoded; nothing leaves the process otherwise.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -15,13 +16,26 @@ import socket
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
+from itertools import chain
 from types import TracebackType
 from typing import Any
 
 from xray.sdk import _ids
 from xray.sdk._decisions import DecisionLog, infer, key_text
 from xray.sdk._run import _UNSET, Run
-from xray.sdk._serialize import Head, Redactor, _Converter, json_safe, preview, truncate
+from xray.sdk._serialize import (
+    _SCALARS,
+    PREVIEW_ITEMS,
+    PREVIEW_NESTED,
+    REDACTED,
+    Head,
+    Redactor,
+    _compact,
+    _Converter,
+    json_safe,
+    preview,
+    truncate,
+)
 from xray.sdk._step import _AUTO, CUT, Step, _Extra
 from xray.shared import SDKConfig
 
@@ -36,6 +50,37 @@ _MAX_TRACEBACK = 20_000
 _MAX_MESSAGE = 4_000
 _MAX_REASONING = 50_000
 _MAX_REASON = 500
+_PLAIN = frozenset((str, int, float, bool, type(None)))
+_DICT_ONLY = frozenset((dict,))
+_INT_MIN, _INT_MAX = -(2**63), 2**63
+_CACHE_LIMIT = 1000
+
+
+def _no_default(value: Any) -> Any:
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+# One C encoder made once: ``JSONEncoder.encode`` builds a new one on every call, which
+# costs as much as encoding a small preview. No circular check: the fast path encodes
+# only flat values it has just checked.
+_c_encoder: Any = getattr(json.encoder, "c_make_encoder", None)  # not in typeshed
+_flat_encoder = (
+    _c_encoder(
+        None, _no_default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+    if _c_encoder is not None
+    else None
+)
+
+
+def _encode_flat(value: Any) -> str:
+    """JSON of an acyclic value (same text as ``_compact.encode``)."""
+    if _flat_encoder is None:
+        return _compact.encode(value)
+    return "".join(_flat_encoder(value, 0))
+
+
+_REDACTED_JSON = _encode_flat(REDACTED)
 
 
 def sdk_info() -> dict[str, Any]:
@@ -123,6 +168,11 @@ class Encoder:
         self.cap = config.max_decisions_per_step
         self.per_reason = config.rejected_samples_per_reason
         self.sdk = sdk if sdk is not None else sdk_info()
+        # Fast path state (sender thread only): keys known not to name a secret, the
+        # constant JSON of a step per (run, spec), argument names per function.
+        self._plain_keys: set[str] = set()
+        self._tails: dict[tuple[Any, ...], str] = {}
+        self._names: dict[Any, tuple[tuple[str, bool] | None, ...]] = {}
 
     # -- helpers -------------------------------------------------------------------
 
@@ -266,3 +316,154 @@ class Encoder:
             "decisions": decisions,
         }
         return self._hook("step", item)
+
+    # -- the fast path: a plain step straight to JSON text ------------------------------
+
+    def step_json(self, s: Step) -> str | None:
+        """The JSON of ``step(s)`` for a step that recorded nothing extra, or ``None``.
+
+        Same content as ``_compact.encode(self.step(s))`` (keys in another order), without
+        the intermediate dict: the constant part of a run's steps is encoded once, and a
+        preview of plain data (the first candidates as flat dicts of scalars) is encoded
+        straight away instead of being copied first. Anything else (a ``redact`` hook,
+        params, decisions, errors, keyword arguments, unusual values) returns ``None`` or
+        takes the general path for that one value.
+        """
+        if self.hook is not None or s._x is not None:
+            return None
+        spec = s._spec
+        fn = spec.fn
+        if fn is None or s._kwargs:
+            return None
+        run = s.run
+        detail = spec.detail or self.default_detail
+        key = (run, spec, run.pipeline, spec.name, spec.type, detail)
+        tail = self._tails.get(key)
+        if tail is None:
+            if len(self._tails) >= _CACHE_LIMIT:
+                self._tails.clear()
+            encode = _compact.encode
+            tail = self._tails[key] = (
+                f'"run_id":{encode(run._id)},'
+                f'"pipeline":{encode(truncate(run.pipeline, 200) or "pipeline")},'
+                f'"run_started_at":"{_iso(run._wall0)}",'
+                f'"name":{encode(truncate(spec.name or "step", 200))},'
+                f'"type":{encode(spec.type)},"params":{{}},"reasoning":null,'
+                f'"reason_counts":{{}},"metadata":{{}},"error":null,'
+                f'"detail":{encode(detail)},"candidates_total":null,'
+                f'"candidates_recorded":0,"decisions":[]}}'
+            )
+        inputs = self._arguments_json(fn, s._args)
+        if inputs is None:
+            return None
+        result = s._result
+        output = "null" if result is None else self._preview_json(result, self.max_preview)
+        t0 = run._wall0 + (s._t0 - run._t0)
+        elapsed = s._t1 - s._t0
+        parent = s.parent
+        parent_id = "null" if parent is None else f'"{_ids.uuid_text(parent._id)}"'
+        n_in = s._in
+        n_out = s._out
+        return (
+            f'{{"id":"{_ids.uuid_text(s._id)}","parent_id":{parent_id},'
+            f'"seq":{int(s.seq)},"status":{_encode_flat(s._status)},'
+            f'"started_at":"{_iso(t0)}","ended_at":"{_iso(t0 + elapsed)}",'
+            f'"duration_ms":{max(0.0, elapsed / 1e6)!r},'
+            f'"input_count":{"null" if n_in is None else int(n_in)},'
+            f'"output_count":{"null" if n_out is None or n_out is _AUTO else int(n_out)},'
+            f'"input":{inputs},"output":{output},{tail}'
+        )
+
+    def _arguments_json(self, fn: Any, args: tuple[Any, ...] | None) -> str | None:
+        """``_arguments`` as JSON text, for positional arguments only."""
+        code = getattr(fn, "__code__", None)
+        if code is None:
+            return None
+        keys = self._names.get(code)
+        if keys is None:
+            if len(self._names) >= _CACHE_LIMIT:
+                self._names.clear()
+            keys = self._names[code] = self._argument_keys(code)
+        args = args or ()
+        if len(args) > len(keys):
+            return None  # *args: named arg0, arg1 ... by the general path
+        shown = [(key, value) for key, value in zip(keys, args, strict=False) if key is not None]
+        if not shown:
+            return "null"
+        budget = max(64, self.max_preview // len(shown))
+        parts = [
+            key + (_REDACTED_JSON if secret else self._preview_json(value, budget))
+            for (key, secret), value in shown
+        ]
+        return "{" + ",".join(parts) + "}"
+
+    def _argument_keys(self, code: Any) -> tuple[tuple[str, bool] | None, ...]:
+        """Per parameter: its JSON key and whether it names a secret; None for self/cls."""
+        names = code.co_varnames[: code.co_argcount]
+        return tuple(
+            None
+            if i == 0 and name in ("self", "cls")
+            else (_encode_flat(name) + ":", self.redactor.is_secret(name))
+            for i, name in enumerate(names)
+        )
+
+    def _preview_json(self, value: Any, budget: int) -> str:
+        """``preview(value)`` as JSON text; plain lists are encoded without a copy."""
+        text = self._plain_list_json(value, budget)
+        if text is None:
+            text = _compact.encode(self._preview(_uncut(value), budget))
+        return text
+
+    def _plain_list_json(self, value: Any, budget: int) -> str | None:
+        """The preview of a list of scalars or flat dicts of scalars, or ``None``.
+
+        Only when it equals what ``preview`` makes: no secret key, no container inside a
+        candidate, no string or number JSON cannot take as is, within ``budget``.
+        """
+        kind = type(value)
+        if kind is tuple and len(value) == 3 and value[0] is CUT:
+            head, total = value[1], value[2]
+        elif kind is list:
+            head, total = value, len(value)
+        else:
+            return None
+        if not head or type(total) is not int:
+            return None
+        try:
+            limit = PREVIEW_ITEMS if isinstance(head[0], _SCALARS) else PREVIEW_NESTED
+            items = head[:limit]
+            kinds = {*map(type, items)}
+            if kinds == _DICT_ONLY:  # candidates: flat dicts, checked in C where possible
+                if max(map(len, items)) > PREVIEW_ITEMS:
+                    return None
+                if not self._plain_keys.issuperset(chain.from_iterable(items)):
+                    for item in items:
+                        if not self._learn_keys(item):
+                            return None
+                values = [*chain.from_iterable(map(dict.values, items))]
+                kinds = {*map(type, values)}
+            else:
+                values = items
+            if not kinds <= _PLAIN:
+                return None
+            if int in kinds:
+                ints = [v for v in values if type(v) is int]
+                if min(ints) < _INT_MIN or max(ints) >= _INT_MAX:
+                    return None
+            text = _encode_flat(items)  # ValueError for NaN: the general path says "nan"
+            shown = len(items)
+            if total > shown:
+                text = f'{text[:-1]},"... {total - shown} more"]'
+            return text if len(text) <= budget else None
+        except Exception:  # e.g. a list changed by another thread: the general path copes
+            return None
+
+    def _learn_keys(self, item: dict[Any, Any]) -> bool:
+        """Remember the keys of ``item`` as not secret; False if one is (or not a str)."""
+        is_secret = self.redactor.is_secret
+        for k in item:
+            if type(k) is not str or is_secret(k):
+                return False
+        if len(self._plain_keys) < 10_000:
+            self._plain_keys.update(item)
+        return True

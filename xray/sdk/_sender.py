@@ -327,8 +327,20 @@ class Sender:
                 updates = run_updates.pop(id(item), 0)
                 if updates:
                     self._encode_one("runs", self._encoder.run, item, parts, updates)
+        step_json = self._encoder.step_json
         for item in items:
             if not isinstance(item, Run):
+                try:
+                    text = step_json(item)
+                except Exception as exc:  # a bug in the fast path: the general one decides
+                    internal_error(exc)
+                    text = None
+                if text is not None:
+                    try:
+                        parts.append(_Part("steps", text.encode("utf-8")))
+                        continue
+                    except UnicodeEncodeError:  # a lone surrogate: the general path drops it
+                        pass
                 self._encode_one("steps", self._encoder.step, item, parts, 1)
         batches: list[list[_Part]] = []
         current: list[_Part] = []

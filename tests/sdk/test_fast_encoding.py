@@ -1,0 +1,112 @@
+"""The sender's fast path for plain steps sends exactly what the general path would."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from xray.sdk import XRayClient, step
+from xray.sdk._payload import Encoder
+from xray.sdk._step import Step
+
+BIG = 2**70
+
+SHAPES: dict[str, Any] = {
+    "flat candidates": [{"id": f"c{i}", "price": i, "ok": True, "w": 0.5} for i in range(100)],
+    "few candidates": [{"id": "a"}, {"id": "b"}],
+    "scalars": list(range(40)),
+    "mixed scalars": ["x", 1, 2.5, None, False] * 5,
+    "a secret key": [{"id": "a", "api_key": "sk-123"}] * 5,
+    "a secret key later": [{"id": "a"}, {"id": "b", "password": "hunter2"}],
+    "nested": [{"id": "a", "tags": ["x"], "meta": {"token": "t"}}] * 4,
+    "NaN": [{"id": "a", "score": float("nan")}] * 4,
+    "infinity": [1.0, float("inf")],
+    "big int": [{"id": "a", "n": BIG}] * 4,
+    "big int scalar": [1, -BIG],
+    "long string": [{"id": "a", "text": "y" * 10_000}] * 3,
+    "too wide": [{f"k{i}": i for i in range(30)}] * 3,
+    "unicode and quotes": [{"id": 'é"\\\n\u2028', 'k"ey': "ü"}] * 4,
+    "non-str keys": [{1: "a", None: "b"}] * 3,
+    "tuple": tuple({"id": i} for i in range(20)),
+    "empty": [],
+    "subclass": [type("Sub", (dict,), {})(id="a")] * 3,
+}
+
+
+def _steps(client: XRayClient, value: Any) -> list[Step]:
+    got: list[Any] = []
+    client._submit = got.append  # type: ignore[method-assign]
+
+    @step(type="filter")
+    def keep(items: Any, limit: int = 5) -> Any:
+        return items[:50] if isinstance(items, list | tuple) else items
+
+    @step(type="filter")
+    def with_secret(items: Any, api_key: str) -> Any:
+        return items
+
+    class Ranker:
+        @step(type="rank")
+        def rank(self, items: Any) -> Any:
+            return list(items)[:3] if items else items
+
+    @step(type="transform")
+    def outer(items: Any) -> Any:
+        keep(items)
+        keep(items, 7)
+        with_secret(items, "sk-1")
+        Ranker().rank(items)
+        return None
+
+    with client.run('pipe "quoted" é'):
+        outer(value)
+    return [s for s in got if isinstance(s, Step)]
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_the_fast_path_sends_what_the_general_path_sends(shape: str) -> None:
+    client = XRayClient(base_url="http://127.0.0.1:9", redact_keys=["api_key", "password", "token"])
+    encoder = Encoder(client._config)
+    steps = _steps(client, SHAPES[shape])
+    assert len(steps) == 5
+    fast = 0
+    for s in steps:
+        text = encoder.step_json(s)
+        if text is not None:
+            fast += 1
+            assert json.loads(text) == encoder.step(s)
+    assert fast == 5  # plain steps (no params, no decisions, no kwargs) all take it
+    client.shutdown(1)
+
+
+def test_the_fast_path_redacts_and_bounds_previews() -> None:
+    client = XRayClient(base_url="http://127.0.0.1:9", max_preview_bytes=256)
+    encoder = Encoder(client._config)
+    for s in _steps(client, SHAPES["a secret key"] + SHAPES["long string"]):
+        sent = json.loads(encoder.step_json(s) or "null")
+        assert "sk-123" not in json.dumps(sent)
+        assert len(json.dumps(sent["output"], ensure_ascii=False)) <= 256 + 2
+    client.shutdown(1)
+
+
+def test_steps_with_extras_or_a_hook_take_the_general_path() -> None:
+    client = XRayClient(base_url="http://127.0.0.1:9")
+    got: list[Any] = []
+    client._submit = got.append  # type: ignore[method-assign]
+
+    @step(type="filter")
+    def noted(items: list[int]) -> list[int]:
+        from xray.sdk import current_step
+
+        current_step().set_params(limit=1)
+        return items
+
+    with client.run("p"):
+        noted([1, 2])
+    (s,) = [s for s in got if isinstance(s, Step)]
+    assert Encoder(client._config).step_json(s) is None
+    hooked = Encoder(client._config, redact=lambda kind, item: item)
+    assert hooked.step_json(s) is None
+    client.shutdown(1)
