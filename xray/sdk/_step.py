@@ -580,21 +580,29 @@ class StepFactory:
 
 
 def _wrap_function(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
+    # The hot path. Everything it touches is a closure variable (a cell load, cheaper
+    # than a global or attribute lookup), and the end of a plain call is ``Step._end``
+    # inlined: at ~1.5 us per recorded call, every lookup and call saved is a few percent.
     begin = spec.begin
+    rt = runtime
+    frame_get, frame_set, frame_reset = _frame_get, _frame_set, _frame_reset
+    clock = perf_counter_ns
+    step_class, run_class = Step, Run
+    sized, count, auto, cut = _BUILTIN_SIZED, _count, _AUTO, CUT
+    keyed = spec.key is not None
+    head = PREVIEW_ITEMS
 
     @functools.wraps(fn)
     def step_wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not runtime.recording and runtime.resolved:
+        if not rt.recording and rt.resolved:
             return fn(*args, **kwargs)
-        # The common case (inside a recording run or step) inlined: a call saved here is
-        # a tenth of X-Ray's whole cost per step.
-        current = _frame_get()
+        current = frame_get()
         kind = type(current)
         try:
-            if kind is Step:
-                s: Step | None = Step(spec, current.run, current, args, kwargs or None)
-            elif kind is Run:
-                s = Step(spec, current, None, args, kwargs or None)
+            if kind is step_class:
+                s: Step | None = step_class(spec, current.run, current, args, kwargs or None)
+            elif kind is run_class:
+                s = step_class(spec, current, None, args, kwargs or None)
             else:
                 s = begin(args, kwargs)
         except Exception as exc:
@@ -602,15 +610,38 @@ def _wrap_function(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
             s = None
         if s is None:
             return fn(*args, **kwargs)
-        token = _frame_set(s)
+        if type(s) is not step_class:  # the no-op step of an unsampled implicit run
+            token = frame_set(s)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                frame_reset(token)
+        token = frame_set(s)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
-            _frame_reset(token)
+            frame_reset(token)
             s._fail(exc)
             raise
-        _frame_reset(token)
-        s._end(result)
+        s._t1 = clock()
+        frame_reset(token)
+        try:  # Step._end(result), inlined
+            s._status = SUCCESS
+            if s._out is auto:
+                s._out = len(result) if type(result) in sized else count(result)
+            if keyed and s._args:
+                s._result = result
+                s._take_snapshot()
+            if type(result) is list and len(result) > head:
+                s._result = (cut, result[:head], len(result))
+            else:
+                s._result = result
+            run = s.run
+            run._client._submit(s)
+            if run.implicit and s.parent is None:
+                run._end(None, s._result)
+        except Exception as exc:
+            internal_error(exc)
         return result
 
     return step_wrapper
