@@ -79,12 +79,16 @@ class Buffer:
     def take(self, n: int) -> list[Any]:
         """Remove and return up to ``n`` items, oldest first (sender thread only)."""
         items = self._items
+        popleft = items.popleft
         out: list[Any] = []
-        while len(out) < n:
-            try:
-                out.append(items.popleft())
-            except IndexError:
-                break
+        append = out.append
+        # Only this thread takes items, so ``len`` can only grow meanwhile; a ``clear``
+        # (shutdown, fork) can still empty it under us: keep what was taken.
+        try:
+            for _ in range(min(n, len(items))):
+                append(popleft())
+        except IndexError:
+            pass
         return out
 
     def clear(self) -> int:

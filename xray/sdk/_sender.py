@@ -328,6 +328,7 @@ class Sender:
                 if updates:
                     self._encode_one("runs", self._encoder.run, item, parts, updates)
         step_json = self._encoder.step_json
+        new_part = tuple.__new__
         for item in items:
             if not isinstance(item, Run):
                 try:
@@ -337,7 +338,8 @@ class Sender:
                     text = None
                 if text is not None:
                     try:
-                        parts.append(_Part("steps", text.encode("utf-8")))
+                        # tuple.__new__: a NamedTuple's own __new__ is Python code.
+                        parts.append(new_part(_Part, ("steps", text.encode("utf-8"), 1)))
                         continue
                     except UnicodeEncodeError:  # a lone surrogate: the general path drops it
                         pass
