@@ -110,3 +110,17 @@ def test_steps_with_extras_or_a_hook_take_the_general_path() -> None:
     hooked = Encoder(client._config, redact=lambda kind, item: item)
     assert hooked.step_json(s) is None
     client.shutdown(1)
+
+
+def test_a_candidate_changed_between_two_steps_is_sent_as_it_is_now() -> None:
+    client = XRayClient(base_url="http://127.0.0.1:9")
+    encoder = Encoder(client._config)
+    candidates = [{"id": "a", "price": 1}, {"id": "b", "price": 2}]
+    first, second = _steps(client, candidates)[:2]
+    before = json.loads(encoder.step_json(first) or "null")
+    candidates[0]["price"] = 99
+    after = json.loads(encoder.step_json(second) or "null")
+    assert before["input"]["items"][0]["price"] == 1
+    assert after["input"]["items"][0]["price"] == 99
+    assert after["output"][0]["price"] == 99
+    client.shutdown(1)

@@ -170,6 +170,7 @@ class Encoder:
         self._plain_keys: set[str] = set()
         self._tails: dict[tuple[Any, ...], str] = {}
         self._names: dict[Any, tuple[tuple[str, bool] | None, ...]] = {}
+        self._last: tuple[int, list[Any], str] | None = None
 
     # -- helpers -------------------------------------------------------------------
 
@@ -350,6 +351,7 @@ class Encoder:
                 f'"detail":{encode(detail)},"candidates_total":null,'
                 f'"candidates_recorded":0,"decisions":[]}}'
             )
+        self._last = None  # what _plain_list_json may reuse, within this step only
         inputs = self._arguments_json(fn, s._args)
         if inputs is None:
             return None
@@ -433,6 +435,15 @@ class Encoder:
         try:
             limit = PREVIEW_ITEMS if isinstance(head[0], _SCALARS) else PREVIEW_NESTED
             items = head[:limit]
+            last = self._last
+            if last is not None and last[0] == budget and len(last[1]) == len(items):
+                # The same candidates as the input's (a filter that kept the first ones):
+                # same objects, read a moment ago for this same step, same text.
+                for a, b in zip(items, last[1], strict=True):
+                    if a is not b:
+                        break
+                else:
+                    return self._with_more(last[2], total, len(items), budget)
             # A plain loop: for a few small dicts it beats set/map/chain tricks 3x.
             plain_keys = self._plain_keys
             for item in items:
@@ -454,12 +465,16 @@ class Encoder:
                 elif t is not int or not _INT_MIN <= item < _INT_MAX:
                     return None
             text = _encode_flat(items)  # ValueError for NaN: the general path says "nan"
-            shown = len(items)
-            if total > shown:
-                text = f'{text[:-1]},"... {total - shown} more"]'
-            return text if len(text) <= budget else None
+            self._last = (budget, items, text)
+            return self._with_more(text, total, len(items), budget)
         except Exception:  # e.g. a list changed by another thread: the general path copes
             return None
+
+    @staticmethod
+    def _with_more(text: str, total: int, shown: int, budget: int) -> str | None:
+        if total > shown:
+            text = f'{text[:-1]},"... {total - shown} more"]'
+        return text if len(text) <= budget else None
 
     def _learn_keys(self, item: dict[Any, Any]) -> bool:
         """Remember the keys of ``item`` as not secret; False if one is (or not a str)."""
