@@ -51,11 +51,18 @@ def test_keys_create_list_revoke_and_the_server_enforces_them(tmp_path: Path) ->
     assert key["id"] in table.out
 
 
-def test_serve_with_an_invalid_config_is_one_line(tmp_path: Path) -> None:
+def test_serve_with_an_invalid_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     (tmp_path / "cwd" / "xray.config.yaml").write_text("api:\n  port: -5\n")
     result = run_cli("serve")
-    assert result.code == 1
+    assert result.code == 2  # documented: 2 = bad arguments or config
     assert "api.port" in result.err
+
+
+def test_db_upgrade_with_an_invalid_config_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "cwd" / "xray.config.yaml").write_text("api:\n  port: lots\n")
+    result = run_cli("db", "upgrade")
+    assert result.code == 2
+    assert "api.port" in result.err and "(got 'lots')" in result.err
 
 
 def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from typing import Any, TextIO
 
-from xray.cli._errors import EXIT_NOT_FOUND, CLIError
+from xray.cli._errors import EXIT_NOT_FOUND, EXIT_USAGE, CLIError
 from xray.cli._format import Column, render_table, timestamp
 from xray.shared import APIConfig, ConfigError, load_api_config
 
@@ -39,7 +39,8 @@ def resolve_api_config(args: argparse.Namespace) -> APIConfig:
     try:
         return load_api_config(getattr(args, "config", None), **overrides)
     except ConfigError as exc:
-        raise CLIError(f"invalid configuration: {exc}") from exc
+        # Exit 2 like every other bad-config path (and `python -m xray.api`).
+        raise CLIError(f"invalid configuration: {exc}", exit_code=EXIT_USAGE) from exc
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
