@@ -24,7 +24,7 @@ def _api_module() -> Any:
         import xray.api
     except ImportError as exc:
         raise CLIError(
-            f"the X-Ray server is not installed ({exc}); pip install 'xray[api]'"
+            f"the X-Ray server is not installed ({exc}); install the [api] extra (pip install '.[api]' in the X-Ray checkout)"
         ) from exc
     return xray.api
 

@@ -552,7 +552,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO, *, api_key: str
 
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise CLIError(
-            "xray demo starts the API server, which is not installed: pip install 'xray[api]'"
+            "xray demo starts the API server, which is not installed: install the [api] extra (pip install '.[api]' in the X-Ray checkout)"
         )
     workdir = Path(args.dir)
     port = _choose_port(args, err)

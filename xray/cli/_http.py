@@ -39,7 +39,9 @@ class ApiClient:
         try:
             import httpx
         except ImportError as exc:  # the base install has no HTTP client
-            raise CLIError("the xray CLI needs httpx: pip install 'xray[sdk]'") from exc
+            raise CLIError(
+                "the xray CLI needs httpx: install the [sdk] extra (pip install '.[sdk]' in the X-Ray checkout)"
+            ) from exc
         self.base_url = base_url.rstrip("/")
         headers = {"Accept": "application/json", "User-Agent": "xray-cli"}
         if api_key:
