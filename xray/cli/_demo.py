@@ -528,26 +528,43 @@ def _terminate_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _load_and_report(
+    args: argparse.Namespace,
+    base_url: str,
+    out: TextIO,
+    err: TextIO,
+    *,
+    api_key: str | None,
+    served: bool,
+    default_url: bool,
+) -> None:
+    """Run the demo pipelines into ``base_url``, prove they arrived, print where to look."""
+    summary = run_demos(
+        base_url,
+        api_key=api_key,
+        runs_per_pipeline=args.runs,
+        seed=args.seed,
+        progress=ProgressBar(err),
+    )
+    _check_loaded(summary, api_key)
+    if args.json:
+        out.write(json.dumps(summary.to_dict(), indent=2) + "\n")
+    else:
+        print_summary(summary, out, served=served, default_url=default_url)
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO, *, api_key: str | None) -> int:
     if args.url:
         _check_reachable(args.url, api_key)
-        summary = run_demos(
+        _load_and_report(
+            args,
             args.url,
+            out,
+            err,
             api_key=api_key,
-            runs_per_pipeline=args.runs,
-            seed=args.seed,
-            progress=ProgressBar(err),
+            served=False,
+            default_url=args.url.rstrip("/") == f"http://127.0.0.1:{DEFAULT_PORT}",
         )
-        _check_loaded(summary, api_key)
-        if args.json:
-            out.write(json.dumps(summary.to_dict(), indent=2) + "\n")
-        else:
-            print_summary(
-                summary,
-                out,
-                served=False,
-                default_url=args.url.rstrip("/") == f"http://127.0.0.1:{DEFAULT_PORT}",
-            )
         return 0
 
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
@@ -562,23 +579,15 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO, *, api_key: str
         server = start_server(args.host, port, database_url, workdir)
         try:
             err.write(f"Running the demo pipelines ({3 * args.runs + 2} runs)\n")
-            summary = run_demos(
+            _load_and_report(
+                args,
                 server.base_url,
+                out,
+                err,
                 api_key=api_key,
-                runs_per_pipeline=args.runs,
-                seed=args.seed,
-                progress=ProgressBar(err),
+                served=not args.no_serve,
+                default_url=port == DEFAULT_PORT and args.host == "127.0.0.1",
             )
-            _check_loaded(summary, api_key)
-            if args.json:
-                out.write(json.dumps(summary.to_dict(), indent=2) + "\n")
-            else:
-                print_summary(
-                    summary,
-                    out,
-                    served=not args.no_serve,
-                    default_url=port == DEFAULT_PORT and args.host == "127.0.0.1",
-                )
             if args.no_serve:
                 return 0
             while server.process.poll() is None:
