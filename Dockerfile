@@ -16,11 +16,13 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python -m venv /opt/venv
 # Only what the wheel is built from (.dockerignore keeps the rest out of the context).
-COPY pyproject.toml README.md ./
+COPY pyproject.toml hatch_build.py README.md ./
 COPY xray/ xray/
 COPY sdk/ sdk/
 COPY api/ api/
-# A non-editable install builds the wheel and installs it with the [api] extra.
+# A non-editable install builds the wheel and installs it with the [api] extra. The slim
+# image has no C compiler, so the SDK's optional C fast path is skipped (with a warning):
+# the server does not use it.
 RUN /opt/venv/bin/pip install --no-cache-dir ".[api]"
 
 

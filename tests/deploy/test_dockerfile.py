@@ -90,8 +90,10 @@ def test_healthcheck_probes_healthz_with_python_not_curl() -> None:
     "path",
     [
         "pyproject.toml",
+        "hatch_build.py",
         "README.md",
         "xray/__init__.py",
+        "xray/sdk/_speedups.c",
         "xray/shared/_config.py",
         "api/__main__.py",
         "sdk/__init__.py",
@@ -114,6 +116,7 @@ def test_build_context_keeps_what_the_wheel_is_built_from(path: str) -> None:
         "test-artifacts/screenshot.png",
         "deploy/kubernetes/secret.example.yaml",
         "xray.config.yaml",
+        "xray/sdk/_speedups.cpython-311-x86_64-linux-gnu.so",
     ],
 )
 def test_build_context_leaves_out_local_state_tests_and_secrets(path: str) -> None:
@@ -124,5 +127,5 @@ def test_build_context_of_this_checkout_is_only_package_sources() -> None:
     files = build_context_files(REPO_ROOT)
     assert {"pyproject.toml", "README.md", "xray/__init__.py", "api/__main__.py"} <= files
     outside = {f for f in files if f.split("/")[0] not in {"xray", "sdk", "api"}}
-    assert outside == {"pyproject.toml", "README.md"}
+    assert outside == {"pyproject.toml", "hatch_build.py", "README.md"}
     assert not any("__pycache__" in f for f in files)

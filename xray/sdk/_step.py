@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import AsyncGenerator, Callable, Generator
 from time import perf_counter_ns
 from types import TracebackType
-from typing import Any, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from xray.sdk import _ids
-from xray.sdk._context import frame, resolve_default_client, runtime
+from xray.sdk._buffer import Buffer
+from xray.sdk._context import _Runtime, frame, resolve_default_client, runtime
 from xray.sdk._decisions import (
     ACCEPTED,
     REJECTED,
@@ -116,6 +118,48 @@ class _Spec:
             return None
 
 
+def _load_speedups() -> Any:
+    """The C fast path (``_speedups.c``), or ``None``: not built, or turned off."""
+    if os.environ.get("XRAY_SDK_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes"):
+        return None
+    try:
+        from xray.sdk import _speedups
+    except ImportError:  # no compiler when it was installed: the Python path does it all
+        return None
+    return _speedups
+
+
+_speedups = _load_speedups()
+#: True when ``@step`` on plain functions runs the C fast path (see ``_speedups.c``).
+ACCELERATED = _speedups is not None
+
+
+if TYPE_CHECKING or not ACCELERATED:
+
+    class _StepFields:
+        """A step's storage (``StepFields`` in ``_speedups.c`` when it is built)."""
+
+        __slots__ = (
+            "_args",
+            "_id",
+            "_in",
+            "_kwargs",
+            "_out",
+            "_result",
+            "_spec",
+            "_status",
+            "_t0",
+            "_t1",
+            "_x",
+            "parent",
+            "run",
+            "seq",
+        )
+
+else:
+    _StepFields = _speedups.StepFields
+
+
 class _Extra:
     """The parts of a step that only some steps use (see ``Step.__init__``)."""
 
@@ -143,7 +187,7 @@ class _Extra:
         self.owner: tuple[StepFactory, Any] | None = None
 
 
-class Step:
+class Step(_StepFields):
     """One decision point in a run. Inside a step, get it with ``current_step()``.
 
     Example:
@@ -157,22 +201,7 @@ class Step:
         ...     return [c for c in candidates if c["price"] <= max_price]
     """
 
-    __slots__ = (
-        "_args",
-        "_id",
-        "_in",
-        "_kwargs",
-        "_out",
-        "_result",
-        "_spec",
-        "_status",
-        "_t0",
-        "_t1",
-        "_x",
-        "parent",
-        "run",
-        "seq",
-    )
+    __slots__ = ()
 
     #: False for the no-op step handed out when nothing is being recorded.
     recording = True
@@ -644,7 +673,13 @@ def _wrap_function(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
             internal_error(exc)
         return result
 
-    return step_wrapper
+    if _speedups is None or keyed:
+        return step_wrapper
+    # The C wrapper does the common case (inside a recording run or step) itself and
+    # hands every other call to ``step_wrapper`` above.
+    fast = _speedups.StepWrapper(fn, spec, step_wrapper, spec.arg_index)
+    functools.update_wrapper(fast, fn)
+    return cast(Callable[..., Any], fast)
 
 
 def _wrap_coroutine(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
@@ -831,3 +866,22 @@ def _checked(value: Any, allowed: frozenset[str], what: str, fallback: str | Non
         fallback,
     )
     return fallback
+
+
+if _speedups is not None:
+    _speedups.configure(
+        step_type=Step,
+        run_type=Run,
+        runtime_type=_Runtime,
+        buffer_type=Buffer,
+        frame=frame,
+        runtime=runtime,
+        ids=_ids,
+        auto=_AUTO,
+        cut=CUT,
+        running=RUNNING,
+        success=SUCCESS,
+        count=_count,
+        internal_error=internal_error,
+        preview_items=PREVIEW_ITEMS,
+    )

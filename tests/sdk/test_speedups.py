@@ -1,0 +1,248 @@
+"""The C fast path of ``@step`` (``xray/sdk/_speedups.c``) behaves like a decorated function.
+
+The rest of tests/sdk runs against whichever path this process loaded (the C one when it
+was built; ``make test`` runs tests/sdk and tests/reliability a second time with
+``XRAY_SDK_PURE_PYTHON=1``). These tests cover what only a C callable could get wrong:
+being a function to the rest of Python (metadata, binding, pickling, weak references),
+and recording exactly what the Python path records.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import sysconfig
+import weakref
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from xray.sdk import XRayClient, _step, current_run, current_step, step
+from xray.sdk.testing import InMemoryTransport, Recording
+
+# Read at import, as xray.sdk._step does (the autouse fixture clears XRAY_* per test).
+PURE_REQUESTED = os.environ.get("XRAY_SDK_PURE_PYTHON", "") not in ("", "0")
+
+
+@step(type="filter")
+def keep_small(items: list[int], limit: int = 10) -> list[int]:
+    """Keep the items under ``limit``."""
+    return [i for i in items if i < limit]
+
+
+def test_the_c_path_is_built_and_loaded_where_a_compiler_exists() -> None:
+    # Guards every other SDK test: without this, a failed build would quietly leave the
+    # C path untested. XRAY_SDK_PURE_PYTHON is the documented way to turn it off.
+    if PURE_REQUESTED:
+        assert not _step.ACCELERATED
+        assert inspect.isfunction(keep_small)
+        return
+    if shutil.which(sysconfig.get_config_var("CC").split()[0]) is None:
+        pytest.skip("no C compiler on this machine: the package is pure Python here")
+    assert _step.ACCELERATED
+    assert type(keep_small).__name__ == "StepWrapper"
+
+
+def test_a_decorated_function_keeps_its_name_doc_signature_and_module() -> None:
+    assert keep_small.__name__ == "keep_small"
+    assert keep_small.__qualname__ == "keep_small"
+    assert keep_small.__module__ == __name__
+    assert keep_small.__doc__ == "Keep the items under ``limit``."
+    assert keep_small.__wrapped__.__name__ == "keep_small"  # type: ignore[attr-defined]
+    assert (
+        str(inspect.signature(keep_small))
+        == "(items: 'list[int]', limit: 'int' = 10) -> 'list[int]'"
+    )
+    assert not inspect.iscoroutinefunction(keep_small)
+    keep_small.owner = "search-team"  # type: ignore[attr-defined]
+    assert keep_small.owner == "search-team"  # type: ignore[attr-defined]
+
+
+def test_a_decorated_function_pickles_by_reference_and_can_be_weakly_referenced() -> None:
+    assert pickle.loads(pickle.dumps(keep_small)) is keep_small
+    ref = weakref.ref(keep_small)
+    assert ref() is keep_small
+
+
+class Catalogue:
+    def __init__(self, floor: int) -> None:
+        self.floor = floor
+
+    @step(type="filter")
+    def above_floor(self, items: list[int]) -> list[int]:
+        return [i for i in items if i >= self.floor]
+
+    @classmethod
+    @step(type="transform")
+    def doubled(cls, items: list[int]) -> list[int]:
+        return [i * 2 for i in items]
+
+    @staticmethod
+    @step(type="rank")
+    def ordered(items: list[int]) -> list[int]:
+        return sorted(items)
+
+
+def test_methods_classmethods_and_staticmethods_bind_and_count_the_real_argument(
+    rec: Recording,
+) -> None:
+    catalogue = Catalogue(3)
+    with rec.client.run("methods"):
+        assert catalogue.above_floor([1, 3, 5]) == [3, 5]
+        bound = catalogue.above_floor
+        assert inspect.ismethod(bound) and bound.__self__ is catalogue
+        assert bound([4]) == [4]
+        assert Catalogue.above_floor(catalogue, [9]) == [9]
+        assert Catalogue.doubled([1, 2]) == [2, 4]
+        assert catalogue.ordered([3, 1, 2]) == [1, 2, 3]
+    counts = [(s["name"], s["input_count"], s["output_count"]) for s in rec.steps]
+    assert counts == [
+        ("above_floor", 3, 2),
+        ("above_floor", 1, 1),
+        ("above_floor", 1, 1),
+        ("doubled", 2, 2),
+        ("ordered", 3, 3),
+    ]
+    assert rec.steps[0]["input"] == {"items": [1, 3, 5]}  # not self
+
+
+def test_keyword_arguments_parentage_and_current_step_inside(rec: Recording) -> None:
+    @step(type="filter")
+    def inner(items: list[int], *, limit: int) -> list[int]:
+        current_step().set_params(limit=limit)
+        return [i for i in items if i < limit]
+
+    @step(type="custom")
+    def outer(items: list[int]) -> list[int]:
+        assert current_step().name == "outer"
+        return inner(items, limit=3)
+
+    with rec.client.run("kw") as run:
+        assert outer([1, 2, 3, 4]) == [1, 2]
+        assert current_run() is run
+        assert not current_step().recording  # the steps are over: back to the run
+    by_name = {s["name"]: s for s in rec.steps}
+    assert by_name["inner"]["parent_id"] == by_name["outer"]["id"]
+    assert by_name["outer"]["parent_id"] is None
+    assert by_name["inner"]["input"] == {"items": [1, 2, 3, 4], "limit": 3}
+    assert by_name["inner"]["params"] == {"limit": 3}
+    assert [by_name["outer"]["seq"], by_name["inner"]["seq"]] == [0, 1]
+
+
+def test_an_exception_keeps_its_identity_and_traceback_and_restores_the_context(
+    rec: Recording,
+) -> None:
+    original = LookupError("no candidate")
+
+    @step(type="retrieval")
+    def search(query: str) -> list[str]:
+        raise original
+
+    with rec.client.run("errors") as run:
+        with pytest.raises(LookupError) as info:
+            search("stand")
+        assert current_run() is run and not current_step().recording
+    assert info.value is original
+    assert [f.function for f in inspect.getinnerframes(info.tb)][-1] == "search"
+    s = rec.step("search")
+    assert (s["status"], s["error"]["type"], s["error"]["message"]) == (
+        "error",
+        "LookupError",
+        "no candidate",
+    )
+
+
+_PIPELINE = """
+import json, sys
+from xray.sdk import XRayClient, current_step, step, _step
+from xray.sdk.testing import InMemoryTransport
+
+@step(type="retrieval")
+def search(query, limit=5):
+    return [{"id": f"p{i}", "price": i * 7.5} for i in range(limit * 3)]
+
+@step(type="filter")
+def cheap(items):
+    current_step().annotate(rule="price < 40")
+    return [c for c in items if c["price"] < 40]
+
+@step(type="filter", key="id")
+def in_stock(items):
+    return items[::2]
+
+class Ranker:
+    @step(type="rank")
+    def rank(self, items):
+        return sorted(items, key=lambda c: -c["price"])
+
+@step
+def pipeline(query):
+    return Ranker().rank(in_stock(cheap(search(query, limit=4))))
+
+transport = InMemoryTransport()
+client = XRayClient(transport=transport, flush_interval=60)
+with client.run("parity", input={"q": "stand"}):
+    pipeline("stand")
+pipeline("implicit")
+try:
+    with client.run("failing"):
+        cheap(None)
+except TypeError:
+    pass
+client.flush(10)
+volatile = {"id", "run_id", "parent_id", "started_at", "ended_at", "duration_ms",
+            "run_started_at", "sdk"}
+def clean(item):
+    return {k: v for k, v in item.items() if k not in volatile and k != "error"} | {
+        "error": (item.get("error") or {}).get("type"), "has_parent": bool(item.get("parent_id"))}
+print(json.dumps({"accelerated": _step.ACCELERATED,
+                  "runs": [clean(r) for r in transport.runs],
+                  "steps": [clean(s) for s in transport.steps]}, sort_keys=True))
+"""
+
+
+def _record(pure: bool) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XRAY_")}
+    if pure:
+        env["XRAY_SDK_PURE_PYTHON"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-c", _PIPELINE],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def test_the_c_and_python_paths_record_the_same_pipeline_identically() -> None:
+    fast, pure = _record(pure=False), _record(pure=True)
+    assert pure["accelerated"] is False
+    if not fast["accelerated"]:
+        pytest.skip("the C path is not built here (see the first test)")
+    assert len(fast["steps"]) == 11  # 5 per pipeline call and the failing one
+    assert fast["runs"] == pure["runs"]
+    assert fast["steps"] == pure["steps"]
+
+
+def test_a_transport_counts_the_same_batches_when_recording_through_the_c_path() -> None:
+    transport = InMemoryTransport()
+    client = XRayClient(transport=transport, flush_interval=60, batch_size=5, buffer_size=20)
+    with client.run("buffered"):
+        for _ in range(30):
+            keep_small([1, 2, 30])
+    client.flush(10)
+    stats = client.stats()
+    # A run start + 19 steps fill the buffer of 20 between flushes at most; the batch
+    # size wakes the sender, so nothing or little is dropped, and all is accounted for.
+    assert stats["sent"] + stats["dropped"] == 32  # run start, 30 steps, run end
+    assert len(transport.steps) == stats["sent"] - len(transport.run_updates)
+    client.shutdown(5)

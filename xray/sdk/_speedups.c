@@ -1,0 +1,688 @@
+/*
+ * The SDK's hot path in C: the per-call work of ``@step`` on a plain (sync, non-generator)
+ * function without ``key=``, and the storage of a ``Step``.
+ *
+ * Optional. ``xray/sdk/_step.py`` holds the same logic in Python and uses it when this
+ * module is not built (no compiler at install time) or ``XRAY_SDK_PURE_PYTHON=1`` is set.
+ * Only the common case lives here: a call inside a recording run or step. Everything else
+ * (X-Ray off, no run yet, an implicit run to open, an unsampled run) is handed to the
+ * Python wrapper, so the two paths cannot disagree on the rare cases.
+ *
+ * Why C at all: in Python, building the step object, the context switch and the
+ * hand-off cost about 4x a minimal recorder (bench/sdk_overhead.py); the issue's goal is
+ * 2x. Here the call passes its arguments through without repacking them (vectorcall),
+ * the step is filled field by field, and the context variable is switched by the C API.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <time.h>
+
+/* -- Step storage ------------------------------------------------------------------ */
+
+/* Field order matches the Python fallback's __slots__ (``_step._StepFields``). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *args;    /* _args   */
+    PyObject *id;      /* _id     */
+    PyObject *in;      /* _in     */
+    PyObject *kwargs;  /* _kwargs */
+    PyObject *out;     /* _out    */
+    PyObject *result;  /* _result */
+    PyObject *spec;    /* _spec   */
+    PyObject *status;  /* _status */
+    PyObject *t0;      /* _t0     */
+    PyObject *t1;      /* _t1     */
+    PyObject *x;       /* _x      */
+    PyObject *parent;  /* parent  */
+    PyObject *run;     /* run     */
+    PyObject *seq;     /* seq     */
+} StepFields;
+
+#define STEP_FIELD(name, member) \
+    {name, T_OBJECT_EX, offsetof(StepFields, member), 0, NULL}
+
+static PyMemberDef step_members[] = {
+    STEP_FIELD("_args", args),     STEP_FIELD("_id", id),         STEP_FIELD("_in", in),
+    STEP_FIELD("_kwargs", kwargs), STEP_FIELD("_out", out),       STEP_FIELD("_result", result),
+    STEP_FIELD("_spec", spec),     STEP_FIELD("_status", status), STEP_FIELD("_t0", t0),
+    STEP_FIELD("_t1", t1),         STEP_FIELD("_x", x),           STEP_FIELD("parent", parent),
+    STEP_FIELD("run", run),        STEP_FIELD("seq", seq),        {NULL}};
+
+static int
+step_traverse(StepFields *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->args);
+    Py_VISIT(self->id);
+    Py_VISIT(self->in);
+    Py_VISIT(self->kwargs);
+    Py_VISIT(self->out);
+    Py_VISIT(self->result);
+    Py_VISIT(self->spec);
+    Py_VISIT(self->status);
+    Py_VISIT(self->t0);
+    Py_VISIT(self->t1);
+    Py_VISIT(self->x);
+    Py_VISIT(self->parent);
+    Py_VISIT(self->run);
+    Py_VISIT(self->seq);
+    return 0;
+}
+
+static int
+step_clear(StepFields *self)
+{
+    Py_CLEAR(self->args);
+    Py_CLEAR(self->id);
+    Py_CLEAR(self->in);
+    Py_CLEAR(self->kwargs);
+    Py_CLEAR(self->out);
+    Py_CLEAR(self->result);
+    Py_CLEAR(self->spec);
+    Py_CLEAR(self->status);
+    Py_CLEAR(self->t0);
+    Py_CLEAR(self->t1);
+    Py_CLEAR(self->x);
+    Py_CLEAR(self->parent);
+    Py_CLEAR(self->run);
+    Py_CLEAR(self->seq);
+    return 0;
+}
+
+static void
+step_dealloc(StepFields *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_TRASHCAN_BEGIN(self, step_dealloc)
+    step_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+    Py_TRASHCAN_END
+}
+
+static PyTypeObject StepFieldsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "xray.sdk._speedups.StepFields",
+    .tp_doc = "The storage of a Step (its methods live in xray.sdk._step.Step).",
+    .tp_basicsize = sizeof(StepFields),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)step_dealloc,
+    .tp_traverse = (traverseproc)step_traverse,
+    .tp_clear = (inquiry)step_clear,
+    .tp_members = step_members,
+};
+
+/* -- what configure() hands over ------------------------------------------------- */
+
+static PyTypeObject *step_type;   /* xray.sdk._step.Step (a subclass of StepFields) */
+static PyTypeObject *run_type;    /* xray.sdk._run.Run */
+static PyObject *frame_var;       /* the ContextVar holding the innermost step or run */
+static PyObject *runtime;         /* xray.sdk._context.runtime */
+static PyObject *ids_module;      /* xray.sdk._ids: _prefix (changes after fork), counter */
+static PyObject *id_counter;      /* xray.sdk._ids.counter */
+static PyObject *auto_marker;     /* _step._AUTO: "count the output automatically" */
+static PyObject *cut_marker;      /* _step.CUT */
+static PyObject *status_running;
+static PyObject *status_success;
+static PyObject *count_fn;        /* _step._count: len() of anything sized, not text */
+static PyObject *internal_error;  /* _guard.internal_error(exc) */
+static Py_ssize_t preview_items;  /* results longer than this keep only their head */
+static Py_ssize_t off_recording, off_resolved;          /* slots of runtime */
+static Py_ssize_t off_run_seq, off_run_client, off_run_implicit;  /* slots of Run */
+static PyTypeObject *buffer_type; /* xray.sdk._buffer.Buffer */
+static PyObject *buffer_put;      /* Buffer.put, the function */
+static Py_ssize_t off_items, off_capacity, off_batch, off_accepting, off_on_first;
+static PyObject *str_prefix, *str_submit, *str_append, *str_end, *str_fail;
+static int configured;
+
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+static Py_ssize_t
+slot_offset(PyObject *type, const char *name)
+{
+    PyObject *descr = PyObject_GetAttrString(type, name);
+    if (descr == NULL) {
+        return -1;
+    }
+    if (!PyObject_TypeCheck(descr, &PyMemberDescr_Type)) {
+        PyErr_Format(PyExc_TypeError, "%s is not a __slots__ member", name);
+        Py_DECREF(descr);
+        return -1;
+    }
+    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+    Py_ssize_t offset = member->type == T_OBJECT_EX ? member->offset : -1;
+    Py_DECREF(descr);
+    if (offset < 0) {
+        PyErr_Format(PyExc_TypeError, "%s is not an object slot", name);
+    }
+    return offset;
+}
+
+#define KEEP(var, value)          \
+    do {                          \
+        Py_XSETREF(var, (value)); \
+        Py_XINCREF(var);          \
+    } while (0)
+
+static PyObject *
+configure(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"step_type", "run_type", "runtime_type", "buffer_type", "frame",
+                            "runtime", "ids", "auto", "cut", "running", "success", "count",
+                            "internal_error", "preview_items", NULL};
+    PyObject *st, *rt, *rtt, *bt, *fr, *rtm, *ids, *au, *cu, *running, *success, *cnt, *ie;
+    Py_ssize_t head;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O!O!OOOOOUUOOn", names, &PyType_Type,
+                                     &st, &PyType_Type, &rt, &PyType_Type, &rtt, &PyType_Type,
+                                     &bt, &fr, &rtm, &ids, &au, &cu, &running, &success, &cnt,
+                                     &ie, &head)) {
+        return NULL;
+    }
+    if (!PyType_IsSubtype((PyTypeObject *)st, &StepFieldsType)) {
+        PyErr_SetString(PyExc_TypeError, "step_type must subclass StepFields");
+        return NULL;
+    }
+    Py_ssize_t o1 = slot_offset(rtt, "recording"), o2 = slot_offset(rtt, "resolved");
+    Py_ssize_t o3 = slot_offset(rt, "_seq"), o4 = slot_offset(rt, "_client");
+    Py_ssize_t o5 = slot_offset(rt, "implicit");
+    Py_ssize_t b1 = slot_offset(bt, "_items"), b2 = slot_offset(bt, "capacity");
+    Py_ssize_t b3 = slot_offset(bt, "batch_size"), b4 = slot_offset(bt, "accepting");
+    Py_ssize_t b5 = slot_offset(bt, "on_first");
+    if (o1 < 0 || o2 < 0 || o3 < 0 || o4 < 0 || o5 < 0 || b1 < 0 || b2 < 0 || b3 < 0 ||
+        b4 < 0 || b5 < 0) {
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(rtm, (PyTypeObject *)rtt)) {
+        PyErr_SetString(PyExc_TypeError, "runtime is not a runtime_type");
+        return NULL;
+    }
+    PyObject *counter = PyObject_GetAttrString(ids, "counter");
+    if (counter == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(id_counter, counter);
+    KEEP(step_type, (PyTypeObject *)st);
+    KEEP(run_type, (PyTypeObject *)rt);
+    PyObject *put = PyObject_GetAttrString(bt, "put");
+    if (put == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(buffer_put, put);
+    KEEP(buffer_type, (PyTypeObject *)bt);
+    off_items = b1;
+    off_capacity = b2;
+    off_batch = b3;
+    off_accepting = b4;
+    off_on_first = b5;
+    KEEP(frame_var, fr);
+    KEEP(runtime, rtm);
+    KEEP(ids_module, ids);
+    KEEP(auto_marker, au);
+    KEEP(cut_marker, cu);
+    KEEP(status_running, running);
+    KEEP(status_success, success);
+    KEEP(count_fn, cnt);
+    KEEP(internal_error, ie);
+    preview_items = head;
+    off_recording = o1;
+    off_resolved = o2;
+    off_run_seq = o3;
+    off_run_client = o4;
+    off_run_implicit = o5;
+    configured = 1;
+    Py_RETURN_NONE;
+}
+
+/* -- the wrapper ----------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *fn;       /* the user's function */
+    PyObject *spec;     /* _step._Spec */
+    PyObject *slow;     /* the Python wrapper: every case this file does not handle */
+    PyObject *dict;     /* __dict__: functools.wraps puts __name__, __wrapped__ ... here */
+    PyObject *weakrefs;
+    Py_ssize_t arg_index;  /* 1 for methods: count the first real argument */
+    vectorcallfunc vectorcall;
+} StepWrapper;
+
+static inline PyObject *
+clock_ns(void)
+{
+    /* time.perf_counter_ns() on Linux and macOS: CLOCK_MONOTONIC, in ns. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+}
+
+static PyObject *
+count_of(PyObject *value)
+{
+    PyTypeObject *kind = Py_TYPE(value);
+    if (kind == &PyList_Type || kind == &PyTuple_Type || kind == &PyDict_Type ||
+        kind == &PySet_Type || kind == &PyFrozenSet_Type) {
+        Py_ssize_t n = PyObject_Length(value);
+        return n < 0 ? NULL : PyLong_FromSsize_t(n);
+    }
+    return PyObject_CallOneArg(count_fn, value);
+}
+
+/* Report an error of ours (never the user's) and carry on. */
+static void
+swallow_error(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL) {
+        if (tb != NULL) {
+            PyException_SetTraceback(value, tb);
+        }
+        PyObject *r = PyObject_CallOneArg(internal_error, value);
+        if (r == NULL) {
+            PyErr_Clear();
+        }
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
+static StepFields *
+new_step(StepWrapper *self, PyObject *run, PyObject *parent, PyObject *const *args,
+         Py_ssize_t nargs, PyObject *kwnames)
+{
+    StepFields *s = (StepFields *)step_type->tp_alloc(step_type, 0);
+    if (s == NULL) {
+        return NULL;
+    }
+    s->seq = PyIter_Next(SLOT(run, off_run_seq));
+    if (s->seq == NULL) {
+        goto fail;
+    }
+    PyObject *n = PyIter_Next(id_counter);
+    if (n == NULL) {
+        goto fail;
+    }
+    PyObject *prefix = PyObject_GetAttr(ids_module, str_prefix);
+    if (prefix == NULL) {
+        Py_DECREF(n);
+        goto fail;
+    }
+    s->id = PyNumber_Or(prefix, n);
+    Py_DECREF(prefix);
+    Py_DECREF(n);
+    if (s->id == NULL) {
+        goto fail;
+    }
+    s->args = PyTuple_New(nargs);
+    if (s->args == NULL) {
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyTuple_SET_ITEM(s->args, i, Py_NewRef(args[i]));
+    }
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        PyObject *kw = PyDict_New();
+        if (kw == NULL) {
+            goto fail;
+        }
+        s->kwargs = kw;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            if (PyDict_SetItem(kw, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+                goto fail;
+            }
+        }
+    }
+    else {
+        s->kwargs = Py_NewRef(Py_None);
+    }
+    if (nargs > self->arg_index) {
+        s->in = count_of(args[self->arg_index]);
+        if (s->in == NULL) {
+            goto fail;
+        }
+    }
+    else {
+        s->in = Py_NewRef(Py_None);
+    }
+    s->spec = Py_NewRef(self->spec);
+    s->run = Py_NewRef(run);
+    s->parent = Py_NewRef(parent);
+    s->out = Py_NewRef(auto_marker);
+    s->status = Py_NewRef(status_running);
+    s->result = Py_NewRef(Py_None);
+    s->x = Py_NewRef(Py_None);
+    s->t1 = PyLong_FromLong(0);
+    s->t0 = clock_ns();
+    if (s->t1 == NULL || s->t0 == NULL) {
+        goto fail;
+    }
+    return s;
+fail:
+    Py_DECREF(s);
+    return NULL;
+}
+
+/* client._submit(item). When that is Buffer.put of a Buffer (always, outside tests),
+ * the usual case (room left, the sender started, the batch not yet full) is done here
+ * without a Python call; anything else (a drop to count, the sender to start or wake)
+ * goes through Buffer.put itself. The GIL is held throughout, so the check and the
+ * append cannot interleave with another thread. */
+static int
+submit(PyObject *client, PyObject *item)
+{
+    PyObject *method = PyObject_GetAttr(client, str_submit);
+    if (method == NULL) {
+        return -1;
+    }
+    PyObject *r;
+    if (!PyMethod_Check(method) || PyMethod_GET_FUNCTION(method) != buffer_put ||
+        Py_TYPE(PyMethod_GET_SELF(method)) != buffer_type) {
+        r = PyObject_CallOneArg(method, item);
+        Py_DECREF(method);
+        goto called;
+    }
+    PyObject *buffer = Py_NewRef(PyMethod_GET_SELF(method));
+    Py_DECREF(method);
+    {
+        PyObject *items = SLOT(buffer, off_items), *capacity = SLOT(buffer, off_capacity);
+        PyObject *batch = SLOT(buffer, off_batch);
+        if (items != NULL && capacity != NULL && batch != NULL &&
+            SLOT(buffer, off_accepting) == Py_True && SLOT(buffer, off_on_first) == Py_None &&
+            PyLong_CheckExact(capacity) && PyLong_CheckExact(batch)) {
+            Py_ssize_t size = PyObject_Length(items);
+            if (size >= 0 && size < PyLong_AsSsize_t(capacity) &&
+                size + 1 < PyLong_AsSsize_t(batch)) {
+                r = PyObject_CallMethodOneArg(items, str_append, item);
+                goto done;
+            }
+            if (PyErr_Occurred()) {
+                Py_DECREF(buffer);
+                return -1;
+            }
+        }
+    }
+    {
+        PyObject *call[2] = {buffer, item};
+        r = PyObject_Vectorcall(buffer_put, call, 2, NULL);
+    }
+done:
+    Py_DECREF(buffer);
+called:
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Everything after a successful call: Step._end(result), as _wrap_function inlines it. */
+static void
+end_step(StepFields *s, PyObject *result)
+{
+    Py_SETREF(s->status, Py_NewRef(status_success));
+    if (s->out == auto_marker) {
+        PyObject *n = count_of(result);
+        if (n == NULL) {
+            return;
+        }
+        Py_SETREF(s->out, n);
+    }
+    if (PyList_CheckExact(result) && PyList_GET_SIZE(result) > preview_items) {
+        /* Keep only what a preview shows: fewer live references until it is sent. */
+        PyObject *head = PyList_GetSlice(result, 0, preview_items);
+        if (head == NULL) {
+            return;
+        }
+        PyObject *cut = Py_BuildValue("(ONn)", cut_marker, head, PyList_GET_SIZE(result));
+        if (cut == NULL) {
+            return;
+        }
+        Py_SETREF(s->result, cut);
+    }
+    else {
+        Py_SETREF(s->result, Py_NewRef(result));
+    }
+    PyObject *run = s->run;
+    if (submit(SLOT(run, off_run_client), (PyObject *)s) < 0) {
+        return;
+    }
+    PyObject *r;
+    if (s->parent == Py_None && SLOT(run, off_run_implicit) == Py_True) {
+        PyObject *call[3] = {run, Py_None, s->result};
+        r = PyObject_VectorcallMethod(str_end, call, 3, NULL);
+        Py_XDECREF(r);
+    }
+}
+
+static PyObject *
+wrapper_vectorcall(StepWrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (!configured) {
+        return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+    }
+    if (SLOT(runtime, off_recording) != Py_True) {
+        if (SLOT(runtime, off_resolved) == Py_True) {
+            return PyObject_Vectorcall(self->fn, args, nargsf, kwnames);
+        }
+        return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+    }
+    PyObject *current;
+    if (PyContextVar_Get(frame_var, Py_None, &current) < 0) {
+        PyErr_Clear();
+        return PyObject_Vectorcall(self->fn, args, nargsf, kwnames);
+    }
+    PyObject *run, *parent;
+    if (Py_TYPE(current) == step_type) {
+        run = ((StepFields *)current)->run;
+        parent = current;
+    }
+    else if (Py_TYPE(current) == run_type) {
+        run = current;
+        parent = Py_None;
+    }
+    else {
+        Py_DECREF(current);
+        return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+    }
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    StepFields *s = new_step(self, run, parent, args, nargs, kwnames);
+    Py_DECREF(current);
+    if (s == NULL) {
+        swallow_error();
+        return PyObject_Vectorcall(self->fn, args, nargsf, kwnames);
+    }
+    PyObject *token = PyContextVar_Set(frame_var, (PyObject *)s);
+    if (token == NULL) {
+        swallow_error();
+        Py_DECREF(s);
+        return PyObject_Vectorcall(self->fn, args, nargsf, kwnames);
+    }
+    PyObject *result = PyObject_Vectorcall(self->fn, args, nargsf, kwnames);
+    if (result == NULL) {
+        /* The user's exception: record it, then re-raise the same object unchanged. */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb != NULL && value != NULL) {
+            PyException_SetTraceback(value, tb);
+        }
+        if (PyContextVar_Reset(frame_var, token) < 0) {
+            swallow_error();
+        }
+        Py_DECREF(token);
+        if (value != NULL) {
+            PyObject *r = PyObject_CallMethodOneArg((PyObject *)s, str_fail, value);
+            if (r == NULL) {
+                swallow_error();
+            }
+            Py_XDECREF(r);
+        }
+        Py_DECREF(s);
+        PyErr_Restore(type, value, tb);
+        return NULL;
+    }
+    PyObject *t1 = clock_ns();
+    if (t1 != NULL) {
+        Py_SETREF(s->t1, t1);
+    }
+    if (PyContextVar_Reset(frame_var, token) < 0 || t1 == NULL) {
+        swallow_error();
+    }
+    Py_DECREF(token);
+    end_step(s, result);
+    if (PyErr_Occurred()) {
+        swallow_error();
+    }
+    Py_DECREF(s);
+    return result;
+}
+
+static PyObject *
+wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"fn", "spec", "slow", "arg_index", NULL};
+    PyObject *fn, *spec, *slow;
+    Py_ssize_t arg_index;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOn", names, &fn, &spec, &slow,
+                                     &arg_index)) {
+        return NULL;
+    }
+    StepWrapper *self = (StepWrapper *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->fn = Py_NewRef(fn);
+    self->spec = Py_NewRef(spec);
+    self->slow = Py_NewRef(slow);
+    self->arg_index = arg_index;
+    self->vectorcall = (vectorcallfunc)wrapper_vectorcall;
+    return (PyObject *)self;
+}
+
+static int
+wrapper_traverse(StepWrapper *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->fn);
+    Py_VISIT(self->spec);
+    Py_VISIT(self->slow);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+wrapper_clear(StepWrapper *self)
+{
+    Py_CLEAR(self->fn);
+    Py_CLEAR(self->spec);
+    Py_CLEAR(self->slow);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+wrapper_dealloc(StepWrapper *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakrefs != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    wrapper_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A method decorated with @step binds like a function does. */
+static PyObject *
+wrapper_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self);
+    }
+    return PyMethod_New(self, obj);
+}
+
+static PyObject *
+wrapper_repr(StepWrapper *self)
+{
+    return PyUnicode_FromFormat("<xray step %R>", self->fn);
+}
+
+/* Pickle (and copy) by reference, like a module-level function. */
+static PyObject *
+wrapper_reduce(StepWrapper *self, PyObject *unused)
+{
+    return PyObject_GetAttrString((PyObject *)self, "__qualname__");
+}
+
+static PyMethodDef wrapper_methods[] = {
+    {"__reduce__", (PyCFunction)wrapper_reduce, METH_NOARGS, NULL},
+    {NULL}};
+
+static PyGetSetDef wrapper_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL}};
+
+static PyTypeObject StepWrapperType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "xray.sdk._speedups.StepWrapper",
+    .tp_doc = "A function decorated with @step (the C fast path).",
+    .tp_basicsize = sizeof(StepWrapper),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = wrapper_new,
+    .tp_dealloc = (destructor)wrapper_dealloc,
+    .tp_traverse = (traverseproc)wrapper_traverse,
+    .tp_clear = (inquiry)wrapper_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(StepWrapper, vectorcall),
+    .tp_dictoffset = offsetof(StepWrapper, dict),
+    .tp_weaklistoffset = offsetof(StepWrapper, weakrefs),
+    .tp_descr_get = wrapper_get,
+    .tp_repr = (reprfunc)wrapper_repr,
+    .tp_methods = wrapper_methods,
+    .tp_getset = wrapper_getset,
+};
+
+/* -- module ---------------------------------------------------------------------- */
+
+static PyMethodDef module_methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
+     "Hand over the Python objects the fast path reads (called once by xray.sdk._step)."},
+    {NULL}};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "xray.sdk._speedups",
+    .m_doc = "The @step hot path in C; xray.sdk._step falls back to Python without it.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    if (PyType_Ready(&StepFieldsType) < 0 || PyType_Ready(&StepWrapperType) < 0) {
+        return NULL;
+    }
+    str_prefix = PyUnicode_InternFromString("_prefix");
+    str_submit = PyUnicode_InternFromString("_submit");
+    str_append = PyUnicode_InternFromString("append");
+    str_end = PyUnicode_InternFromString("_end");
+    str_fail = PyUnicode_InternFromString("_fail");
+    if (str_prefix == NULL || str_submit == NULL || str_append == NULL ||
+        str_end == NULL || str_fail == NULL) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&speedups_module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "StepFields", (PyObject *)&StepFieldsType) < 0 ||
+        PyModule_AddObjectRef(m, "StepWrapper", (PyObject *)&StepWrapperType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
