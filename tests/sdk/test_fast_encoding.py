@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
 from typing import Any
 
 import pytest
 
-from xray.sdk import XRayClient, step
+from xray.sdk import XRayClient, _ids, _payload, step
 from xray.sdk._payload import Encoder
 from xray.sdk._step import Step
 
@@ -65,19 +67,96 @@ def _steps(client: XRayClient, value: Any) -> list[Step]:
     return [s for s in got if isinstance(s, Step)]
 
 
+@pytest.mark.parametrize("in_a_batch", [False, True], ids=["one step", "a batch"])
 @pytest.mark.parametrize("shape", sorted(SHAPES))
-def test_the_fast_path_sends_what_the_general_path_sends(shape: str) -> None:
+def test_the_fast_path_sends_what_the_general_path_sends(shape: str, in_a_batch: bool) -> None:
     client = XRayClient(base_url="http://127.0.0.1:9", redact_keys=["api_key", "password", "token"])
     encoder = Encoder(client._config)
     steps = _steps(client, SHAPES[shape])
     assert len(steps) == 5
     fast = 0
-    for s in steps:
-        text = encoder.step_json(s)
+    # In a batch the five steps (same candidates, previews of different budgets) share
+    # what was rendered once; alone, each step renders its own previews.
+    with encoder.batch() if in_a_batch else contextlib.nullcontext():
+        texts = [encoder.step_json(s) for s in steps] * 2  # twice: every text from the cache
+    for s, text in zip(steps * 2, texts, strict=True):
         if text is not None:
             fast += 1
             assert json.loads(text) == encoder.step(s)
-    assert fast == 5  # plain steps (no params, no decisions, no kwargs) all take it
+    assert fast == 10  # plain steps (no params, no decisions, no kwargs) all take it
+    client.shutdown(1)
+
+
+def test_a_filters_output_and_the_next_steps_input_reuse_one_rendering() -> None:
+    client = XRayClient(base_url="http://127.0.0.1:9")
+    encoder = Encoder(client._config)
+    got: list[Any] = []
+    client._submit = got.append  # type: ignore[method-assign]
+
+    @step(type="filter")
+    def cheap(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [c for c in items if c["price"] < 80]
+
+    @step(type="rank")
+    def rank(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return items[:20]
+
+    with client.run("p"):
+        for _ in range(3):
+            rank(cheap([{"id": f"c{i}", "price": i} for i in range(100)]))
+    steps = [s for s in got if isinstance(s, Step)]
+    calls = 0
+    encode = _payload._encode_flat
+
+    def counting(value: Any) -> str:
+        nonlocal calls
+        calls += isinstance(value, list)  # previews (not argument names)
+        return encode(value)
+
+    _payload._encode_flat = counting  # type: ignore[assignment]
+    try:
+        with encoder.batch():
+            texts = [encoder.step_json(s) for s in steps]
+    finally:
+        _payload._encode_flat = encode  # type: ignore[assignment]
+    assert calls == 3  # the first three candidates of each pipeline run, rendered once
+    for s, text in zip(steps, texts, strict=True):
+        assert text is not None and json.loads(text) == encoder.step(s)
+    assert encoder._seen is None and encoder._held == []  # nothing of the user's kept
+    client.shutdown(1)
+
+
+def test_in_one_batch_a_candidate_is_read_once() -> None:
+    # Every step of a batch has ended before the batch is encoded, so one reading of a
+    # candidate shows it as it was after each of these steps, like a reading per step.
+    client = XRayClient(base_url="http://127.0.0.1:9")
+    encoder = Encoder(client._config)
+    candidates = [{"id": "a", "price": 1}, {"id": "b", "price": 2}]
+    first, second = _steps(client, candidates)[:2]
+    with encoder.batch():
+        before = json.loads(encoder.step_json(first) or "null")
+        candidates[0]["price"] = 99
+        during = json.loads(encoder.step_json(second) or "null")
+    with encoder.batch():
+        after = json.loads(encoder.step_json(second) or "null")
+    assert before["input"]["items"][0]["price"] == during["input"]["items"][0]["price"] == 1
+    assert after["input"]["items"][0]["price"] == after["output"][0]["price"] == 99
+    client.shutdown(1)
+
+
+def test_ids_and_times_match_the_general_path_across_a_second_and_a_new_prefix() -> None:
+    client = XRayClient(base_url="http://127.0.0.1:9")
+    encoder = Encoder(client._config)
+    steps = _steps(client, [1, 2, 3])
+    for n, s in enumerate(steps):
+        s._t0 = s.run._t0 + 999_999_000 + n * 1_000_000_000
+        s._t1 = s._t0 + 1_500 + n * 1_000_000_000  # ends in the next second(s)
+        s._id = random.getrandbits(128) if n % 2 else s._id
+        text = encoder.step_json(s)
+        assert text is not None and json.loads(text) == encoder.step(s)
+    for _ in range(100):
+        value = random.getrandbits(128)
+        assert encoder._uuid(value) == _ids.uuid_text(value)
     client.shutdown(1)
 
 

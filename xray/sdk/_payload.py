@@ -14,7 +14,8 @@ import os
 import platform
 import socket
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -78,6 +79,8 @@ def _encode_flat(value: Any) -> str:
 
 
 _REDACTED_JSON = _encode_flat(REDACTED)
+_STATUS_JSON = {name: _encode_flat(name) for name in ("success", "error", "running")}
+_LOW64 = 2**64 - 1
 
 
 def sdk_info() -> dict[str, Any]:
@@ -170,7 +173,10 @@ class Encoder:
         self._plain_keys: set[str] = set()
         self._tails: dict[tuple[Any, ...], str] = {}
         self._names: dict[Any, tuple[tuple[str, bool] | None, ...]] = {}
-        self._last: tuple[int, list[Any], str] | None = None
+        self._uuid_heads: dict[int, str] = {}
+        # Previews already rendered in the batch being encoded (see ``batch``).
+        self._seen: dict[Any, str | None] | None = None
+        self._held: list[Any] = []
 
     # -- helpers -------------------------------------------------------------------
 
@@ -317,6 +323,23 @@ class Encoder:
 
     # -- the fast path: a plain step straight to JSON text ------------------------------
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Encode one batch: previews of the same objects are rendered once within it.
+
+        The sender encodes a batch only after taking it from the buffer, so every step in
+        it has ended before any of its values is read. A preview rendered once for the
+        batch therefore shows its objects as they were at some moment after each of these
+        steps ended and before it was sent: the same promise as rendering it again for
+        every step (values are read in the sender, never copied on the caller's path).
+        """
+        self._seen = {}
+        try:
+            yield
+        finally:
+            self._seen = None
+            self._held = []  # drop the references to the user's objects
+
     def step_json(self, s: Step) -> str | None:
         """The JSON of ``step(s)`` for a step that recorded nothing extra, or ``None``.
 
@@ -351,29 +374,63 @@ class Encoder:
                 f'"detail":{encode(detail)},"candidates_total":null,'
                 f'"candidates_recorded":0,"decisions":[]}}'
             )
-        self._last = None  # what _plain_list_json may reuse, within this step only
-        inputs = self._arguments_json(fn, s._args)
+        seen = self._seen
+        if seen is None:  # outside a batch: shared by this step's previews only
+            seen = {}
+            self._held = []
+        inputs = self._arguments_json(fn, s._args, seen)
         if inputs is None:
             return None
         result = s._result
-        output = "null" if result is None else self._preview_json(result, self.max_preview)
+        output = "null" if result is None else self._preview_json(result, self.max_preview, seen)
         t0 = run._wall0 + (s._t0 - run._t0)
         elapsed = s._t1 - s._t0
+        # _iso, inlined: the date-time part is cached per second.
+        cached = _last_second
+        second, us0 = divmod(t0 // 1000, 1_000_000)
+        if cached[0] != second:
+            _iso(t0)
+        date0 = cached[1]
+        second, us1 = divmod((t0 + elapsed) // 1000, 1_000_000)
+        if cached[0] != second:
+            _iso(t0 + elapsed)
+        # _ids.uuid_text, inlined: the high half of a process's ids is always the same.
+        sid = s._id
+        high = self._uuid_heads.get(sid >> 64) or self._uuid_head(sid)
+        low = "%016x" % (sid & _LOW64)
         parent = s.parent
-        parent_id = "null" if parent is None else f'"{_ids.uuid_text(parent._id)}"'
+        parent_id = "null" if parent is None else f'"{self._uuid(parent._id)}"'
         n_in = s._in
         n_out = s._out
+        status = s._status
         return (
-            f'{{"id":"{_ids.uuid_text(s._id)}","parent_id":{parent_id},'
-            f'"seq":{int(s.seq)},"status":{_encode_flat(s._status)},'
-            f'"started_at":"{_iso(t0)}","ended_at":"{_iso(t0 + elapsed)}",'
+            f'{{"id":"{high}{low[:4]}-{low[4:]}","parent_id":{parent_id},"seq":{s.seq:d},'
+            f'"status":{_STATUS_JSON.get(status) or _encode_flat(status)},'
+            f'"started_at":"{date0}.{us0:06d}+00:00",'
+            f'"ended_at":"{cached[1]}.{us1:06d}+00:00",'
             f'"duration_ms":{max(0.0, elapsed / 1e6)!r},'
-            f'"input_count":{"null" if n_in is None else int(n_in)},'
-            f'"output_count":{"null" if n_out is None or n_out is _AUTO else int(n_out)},'
+            f'"input_count":{"null" if n_in is None else f"{n_in:d}"},'
+            f'"output_count":{"null" if n_out is None or n_out is _AUTO else f"{n_out:d}"},'
             f'"input":{inputs},"output":{output},{tail}'
         )
 
-    def _arguments_json(self, fn: Any, args: tuple[Any, ...] | None) -> str | None:
+    def _uuid_head(self, value: int) -> str:
+        """The first 19 characters of ``_ids.uuid_text(value)``: its high 64 bits."""
+        if len(self._uuid_heads) >= _CACHE_LIMIT:
+            self._uuid_heads.clear()
+        high: str = _ids.uuid_text(value)[:19]
+        self._uuid_heads[value >> 64] = high
+        return high
+
+    def _uuid(self, value: int) -> str:
+        """``_ids.uuid_text(value)``, with the high half rendered once."""
+        high = self._uuid_heads.get(value >> 64) or self._uuid_head(value)
+        low = "%016x" % (value & _LOW64)
+        return f"{high}{low[:4]}-{low[4:]}"
+
+    def _arguments_json(
+        self, fn: Any, args: tuple[Any, ...] | None, seen: dict[Any, str | None]
+    ) -> str | None:
         """``_arguments`` as JSON text, for positional arguments only."""
         code = getattr(fn, "__code__", None)
         if code is None:
@@ -388,14 +445,15 @@ class Encoder:
             return None  # *args: named arg0, arg1 ... by the general path
         if len(args) == 1 and keys[0] is not None:  # the usual step(candidates)
             key, secret = keys[0]
-            budget = max(64, self.max_preview)
-            return f"{{{key}{_REDACTED_JSON if secret else self._preview_json(args[0], budget)}}}"
+            if secret:
+                return f"{{{key}{_REDACTED_JSON}}}"
+            return f"{{{key}{self._preview_json(args[0], max(64, self.max_preview), seen)}}}"
         shown = [(key, value) for key, value in zip(keys, args, strict=False) if key is not None]
         if not shown:
             return "null"
         budget = max(64, self.max_preview // len(shown))
         parts = [
-            key + (_REDACTED_JSON if secret else self._preview_json(value, budget))
+            key + (_REDACTED_JSON if secret else self._preview_json(value, budget, seen))
             for (key, secret), value in shown
         ]
         return "{" + ",".join(parts) + "}"
@@ -410,18 +468,16 @@ class Encoder:
             for i, name in enumerate(names)
         )
 
-    def _preview_json(self, value: Any, budget: int) -> str:
-        """``preview(value)`` as JSON text; plain lists are encoded without a copy."""
-        text = self._plain_list_json(value, budget)
-        if text is None:
-            text = _compact.encode(self._preview(_uncut(value), budget))
-        return text
+    def _preview_json(self, value: Any, budget: int, seen: dict[Any, str | None]) -> str:
+        """``preview(value)`` as JSON text, rendered once per object within ``seen``.
 
-    def _plain_list_json(self, value: Any, budget: int) -> str | None:
-        """The preview of a list of scalars or flat dicts of scalars, or ``None``.
-
-        Only when it equals what ``preview`` makes: no secret key, no container inside a
-        candidate, no string or number JSON cannot take as is, within ``budget``.
+        A list's preview depends only on its first items and its length. ``seen`` maps
+        the ids of a list's first items to their JSON when plain (``None`` when not),
+        ``(ids, total, budget)`` to the general path's text for such a list, and
+        ``(id, budget)`` to the text of any other value; ``self._held`` keeps those
+        objects alive so that their ids cannot be reused while the entries exist. So the
+        output of a filter that kept the first candidates, or the next step's input that
+        is that output, reuses the text an earlier preview made of the same candidates.
         """
         kind = type(value)
         if kind is tuple and len(value) == 3 and value[0] is CUT:
@@ -429,22 +485,42 @@ class Encoder:
         elif kind is list:
             head, total = value, len(value)
         else:
-            return None
-        if not head or type(total) is not int:
-            return None
+            head = total = None
+        if not head or type(head) is not list or type(total) is not int:
+            key: Any = (id(value), budget)
+            text = seen.get(key)
+            if text is None:
+                text = seen[key] = _compact.encode(self._preview(_uncut(value), budget))
+                self._held.append(value)
+            return text
+        items = head[: PREVIEW_ITEMS if isinstance(head[0], _SCALARS) else PREVIEW_NESTED]
+        key = tuple(map(id, items))
+        if key in seen:
+            text = seen[key]
+        else:
+            text = seen[key] = self._plain_items_json(items)
+            self._held.append(items)
+        if text is not None:
+            shown = len(items)
+            if total > shown:
+                text = f'{text[:-1]},"... {total - shown} more"]'
+            if len(text) <= budget:
+                return text
+        key = (key, total, budget)
+        text = seen.get(key)
+        if text is None:
+            text = seen[key] = _compact.encode(self._preview(_uncut(value), budget))
+        return text
+
+    def _plain_items_json(self, items: list[Any]) -> str | None:
+        """The JSON of a list's first items if plain (scalars or flat dicts), or ``None``.
+
+        Only when it equals what ``preview`` makes of them: no secret key, no container
+        inside a candidate, no string or number JSON cannot take as is (the caller checks
+        the length against the preview's budget).
+        """
         try:
-            limit = PREVIEW_ITEMS if isinstance(head[0], _SCALARS) else PREVIEW_NESTED
-            items = head[:limit]
-            last = self._last
-            if last is not None and last[0] == budget and len(last[1]) == len(items):
-                # The same candidates as the input's (a filter that kept the first ones):
-                # same objects, read a moment ago for this same step, same text.
-                for a, b in zip(items, last[1], strict=True):
-                    if a is not b:
-                        break
-                else:
-                    return self._with_more(last[2], total, len(items), budget)
-            # A plain loop: for a few small dicts it beats set/map/chain tricks 3x.
+            # A plain loop: for a few small dicts it beats set/map/regex tricks.
             plain_keys = self._plain_keys
             for item in items:
                 t = type(item)
@@ -464,17 +540,9 @@ class Encoder:
                     continue
                 elif t is not int or not _INT_MIN <= item < _INT_MAX:
                     return None
-            text = _encode_flat(items)  # ValueError for NaN: the general path says "nan"
-            self._last = (budget, items, text)
-            return self._with_more(text, total, len(items), budget)
+            return _encode_flat(items)  # ValueError for NaN: the general path says "nan"
         except Exception:  # e.g. a list changed by another thread: the general path copes
             return None
-
-    @staticmethod
-    def _with_more(text: str, total: int, shown: int, budget: int) -> str | None:
-        if total > shown:
-            text = f'{text[:-1]},"... {total - shown} more"]'
-        return text if len(text) <= budget else None
 
     def _learn_keys(self, item: dict[Any, Any]) -> bool:
         """Remember the keys of ``item`` as not secret; False if one is (or not a str)."""
