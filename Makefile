@@ -36,6 +36,10 @@ typecheck: install-dev
 
 pytest: install-dev services
 	bash scripts/pytest.sh $(PYTEST_ARGS)
+	# The SDK again on its pure-Python path (what runs where the C fast path was not built);
+	# the whole suite only, not when PYTEST_ARGS picks a part of it.
+	if [ -z "$(PYTEST_ARGS)" ]; then \
+	  XRAY_SDK_PURE_PYTHON=1 bash scripts/pytest.sh -q tests/sdk tests/reliability; fi
 
 test: install-dev services lint typecheck pytest
 

@@ -71,18 +71,28 @@ def keep_half(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 CANDIDATES = [{"id": f"c{i}", "price": i} for i in range(100)]
 
 
-def measure(
-    call: Callable[[], Any],
-    calls: int,
-    repeats: int,
-    settle: Callable[[], Any] | None = None,
-    burst: int = 500,
-) -> dict[str, float]:
-    """Median ns per call. Calls come in bursts of ``burst``; after each burst ``settle``
-    lets the background exporter catch up (not counted as caller or wall time, counted in
-    total CPU), so the backlog stays bounded as in a pipeline whose steps do real work."""
-    walls, callers, totals = [], [], []
-    for _ in range(repeats):
+class Variant:
+    """One thing to call, with what to do around a burst of calls (not timed)."""
+
+    def __init__(
+        self,
+        label: str,
+        call: Callable[[], Any],
+        settle: Callable[[], Any] | None = None,
+        around: Callable[[], Any] | None = None,
+    ) -> None:
+        self.label = label
+        self.call = call
+        self.settle = settle
+        self.around = around  # a context manager factory, entered for each repeat
+        self.rows: list[dict[str, float]] = []
+
+    def measure_once(self, calls: int, burst: int) -> None:
+        """ns per call over ``calls`` calls in bursts of ``burst``; after each burst
+        ``settle`` lets the background exporter catch up (not counted as caller or wall
+        time, counted in total CPU), so the backlog stays bounded as in a pipeline whose
+        steps do real work."""
+        call, settle = self.call, self.settle
         wall = caller = 0
         p0 = time.process_time_ns()
         done = 0
@@ -98,14 +108,29 @@ def measure(
             if settle is not None:
                 settle()
         p1 = time.process_time_ns()
-        walls.append(wall / calls)
-        callers.append(caller / calls)
-        totals.append((p1 - p0) / calls)
-    return {
-        "caller": statistics.median(callers),
-        "wall": statistics.median(walls),
-        "total": statistics.median(totals),
-    }
+        self.rows.append(
+            {"caller": caller / calls, "wall": wall / calls, "total": (p1 - p0) / calls}
+        )
+
+    def median(self, column: str) -> float:
+        return statistics.median(row[column] for row in self.rows)
+
+
+def interleaved(variants: list[Variant], calls: int, repeats: int, burst: int = 500) -> None:
+    """Measure every variant once per repeat, in turn: the machine's drift (it is shared)
+    then hits all of them alike instead of whichever ran during a slow minute."""
+    for _ in range(repeats):
+        for variant in variants:
+            if variant.around is not None:
+                with variant.around():
+                    variant.measure_once(calls, burst)
+            else:
+                variant.measure_once(calls, burst)
+
+
+def ratio(a: Variant, b: Variant, column: str = "caller") -> float:
+    """Median over repeats of a/b, each repeat's pair measured a moment apart."""
+    return statistics.median(x[column] / y[column] for x, y in zip(a.rows, b.rows, strict=True))
 
 
 def main() -> None:
@@ -128,20 +153,16 @@ def main() -> None:
     port = ports.get(timeout=30)
     sink_url = f"http://127.0.0.1:{port}"
 
-    results: dict[str, dict[str, float]] = {}
-
     # Import everything measured below before measuring anything.
     import opentelemetry.sdk.trace  # noqa: F401
 
-    import xray.sdk  # noqa: F401
+    from xray.sdk import _step
 
     if options.gc_freeze:
         gc.collect()
         gc.freeze()
 
     # -- bare and floor -------------------------------------------------------------------
-    results["bare call"] = measure(lambda: keep_half(CANDIDATES), calls, repeats)
-
     floor_queue: deque[dict[str, Any]] = deque()
 
     def floor(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -157,11 +178,24 @@ def main() -> None:
         return wrapper
 
     floored = floor(keep_half)
-    results["floor decorator"] = measure(
-        lambda: floored(CANDIDATES), calls, repeats, settle=floor_queue.clear
-    )
 
-    # -- OpenTelemetry --------------------------------------------------------------------
+    def bare_and_floor() -> list[Variant]:
+        return [
+            Variant("bare call", lambda: keep_half(CANDIDATES)),
+            Variant("floor decorator", lambda: floored(CANDIDATES), settle=floor_queue.clear),
+        ]
+
+    # -- phase 1: X-Ray disabled (no enabled client may exist yet) ------------------------
+    from xray import XRayClient, current_step, step
+
+    XRayClient(enabled=False)
+    plain = step(type="filter")(keep_half)
+    disabled = Variant("xray @step disabled", lambda: plain(CANDIDATES))
+    phase1 = [*bare_and_floor(), disabled]
+    interleaved(phase1, calls, repeats)
+    bare1 = phase1[0]
+
+    # -- phase 2: recording, against the floor and OpenTelemetry --------------------------
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -182,17 +216,6 @@ def main() -> None:
         return wrapper
 
     traced = otel(keep_half)
-    results["otel span (BatchSpanProcessor)"] = measure(
-        lambda: traced(CANDIDATES), calls, repeats, settle=lambda: processor.force_flush(60_000)
-    )
-    provider.shutdown()
-
-    # -- X-Ray --------------------------------------------------------------------------
-    from xray import XRayClient, current_step, step
-
-    XRayClient(enabled=False)
-    plain = step(type="filter")(keep_half)
-    results["xray @step disabled"] = measure(lambda: plain(CANDIDATES), calls, repeats)
 
     # Defaults (buffer 1000, flush every 5 s) except batches of 512 like OpenTelemetry's
     # (X-Ray's default is 100); a burst of 500 steps never fills the buffer: no drops.
@@ -208,51 +231,69 @@ def main() -> None:
 
         return keep_half_keyed
 
-    variants: list[tuple[str, Callable[..., Any]]] = [
-        ("xray @step summary", step(type="filter")(keep_half)),
-        ("xray @step summary +key (100 cand.)", keyed("summary")),
-        ("xray @step sampled +key (100 cand.)", keyed("sampled")),
-        ("xray @step full +key (100 cand.)", keyed("full")),
+    def xray_variant(label: str, fn: Callable[..., Any]) -> Variant:
+        return Variant(
+            label,
+            lambda: fn(CANDIDATES),
+            settle=lambda: client.flush(120),
+            around=lambda: client.run("bench"),
+        )
+
+    summary = xray_variant("xray @step summary", step(type="filter")(keep_half))
+    phase2 = [
+        *bare_and_floor(),
+        Variant(
+            "otel span (BatchSpanProcessor)",
+            lambda: traced(CANDIDATES),
+            settle=lambda: processor.force_flush(60_000),
+        ),
+        summary,
+        xray_variant("xray @step summary +key (100 cand.)", keyed("summary")),
+        xray_variant("xray @step sampled +key (100 cand.)", keyed("sampled")),
+        xray_variant("xray @step full +key (100 cand.)", keyed("full")),
     ]
-    for label, fn in variants:
-        with client.run("bench"):
-            results[label] = measure(
-                lambda fn=fn: fn(CANDIDATES),  # type: ignore[misc]
-                calls,
-                repeats,
-                settle=lambda: client.flush(120),
-            )
+    interleaved(phase2, calls, repeats)
     stats = client.stats()
     client.shutdown(10)
+    provider.shutdown()
     sink.terminate()
+    bare, floor_v, otel_v = phase2[0], phase2[1], phase2[2]
 
     # -- report ---------------------------------------------------------------------------
-    floor_ns = results["floor decorator"]["caller"]
-    bare_ns = results["bare call"]["caller"]
-    otel_ns = results["otel span (BatchSpanProcessor)"]["caller"]
     print(
         f"python {platform.python_version()} on {platform.machine()}, "
-        f"{calls} calls x {repeats} repeats, median; ns per call"
+        f"X-Ray {'C fast path' if _step.ACCELERATED else 'pure-Python path'}, "
+        f"{calls} calls x {repeats} repeats (variants interleaved), median; ns per call"
         + ("; gc.freeze() after imports" if options.gc_freeze else "")
     )
     print()
     print("| variant | caller CPU | wall | total CPU (incl. background) | caller / floor |")
     print("|---|---:|---:|---:|---:|")
-    for label, row in results.items():
+    for variant, floor_of in [
+        (bare, floor_v),
+        (floor_v, floor_v),
+        (otel_v, floor_v),
+        (disabled, phase1[1]),
+        *[(v, floor_v) for v in phase2[3:]],
+    ]:
         print(
-            f"| {label} | {row['caller']:,.0f} | {row['wall']:,.0f} | {row['total']:,.0f} | "
-            f"{row['caller'] / floor_ns:.2f}x |"
+            f"| {variant.label} | {variant.median('caller'):,.0f} | {variant.median('wall'):,.0f} | "
+            f"{variant.median('total'):,.0f} | {ratio(variant, floor_of):.2f}x |"
         )
-    summary = results["xray @step summary"]
-    disabled = results["xray @step disabled"]
     print()
-    print(f"- summary caller / floor: {summary['caller'] / floor_ns:.2f}x (goal <= 2x)")
-    print(f"- otel span caller / summary caller: {otel_ns / summary['caller']:.1f}x (goal >= 10x)")
     print(
-        f"- summary total CPU (incl. sender) / otel caller: "
-        f"{summary['total'] / otel_ns:.2f}x (goal < 1x)"
+        "Ratios: median over the repeats of each repeat's pair (measured a moment apart); "
+        "the disabled row was measured with bare and floor before any recording client "
+        "existed, and its ratios are to those."
     )
-    print(f"- disabled caller / bare: {disabled['caller'] / bare_ns:.2f}x (goal <= 3x)")
+    print()
+    print(f"- summary caller / floor: {ratio(summary, floor_v):.2f}x (goal <= 2x)")
+    print(f"- otel span caller / summary caller: {ratio(otel_v, summary):.1f}x (goal >= 10x)")
+    print(
+        "- summary total CPU (incl. sender) / otel caller: "
+        f"{statistics.median(s['total'] / o['caller'] for s, o in zip(summary.rows, otel_v.rows, strict=True)):.2f}x (goal < 1x)"
+    )
+    print(f"- disabled caller / bare: {ratio(disabled, bare1):.2f}x (goal <= 3x)")
     print(
         f"- X-Ray delivery: sent={stats['sent']} dropped={stats['dropped']} "
         f"retried={stats['retried']}"

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable
 
-__all__ = ["counter", "new_id", "reset_after_fork", "uuid_text"]
+__all__ = ["counter", "new_id", "on_new_prefix", "reset_after_fork", "uuid_text"]
 
 _VARIANT = 0x2 << 62  # RFC 4122 variant bits at the top of the low 64 bits
 _LOW_MASK = (1 << 62) - 1
@@ -28,7 +29,15 @@ def _new_prefix() -> int:
 
 _prefix = _new_prefix()
 # Never reset (not even after fork): the counter can then be imported by the hot path.
+# The C fast path (_speedups.c) counts its own ids from 2**61, above this counter's range.
 counter = itertools.count(1)
+_listeners: list[Callable[[int], object]] = []
+
+
+def on_new_prefix(listener: Callable[[int], object]) -> None:
+    """Call ``listener(prefix)`` now and whenever the prefix changes (in a forked child)."""
+    _listeners.append(listener)
+    listener(_prefix)
 
 
 def new_id() -> int:
@@ -51,3 +60,5 @@ def reset_after_fork() -> None:
     """Give a forked child its own prefix (registered with ``os.register_at_fork``)."""
     global _prefix
     _prefix = _new_prefix()
+    for listener in _listeners:
+        listener(_prefix)

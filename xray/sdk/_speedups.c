@@ -20,48 +20,178 @@
 
 /* -- Step storage ------------------------------------------------------------------ */
 
-/* Field order matches the Python fallback's __slots__ (``_step._StepFields``). */
+/* The most items of a result a step keeps inline (the preview shows PREVIEW_ITEMS). */
+#define HEAD_MAX 16
+
+/* A step's fields. Python reads and writes them under the names of the pure-Python
+ * __slots__ (``_step._StepFields``). Three are stored in a cheaper form when the fast path
+ * fills them, and turned into the Python value on first read (by the sender thread,
+ * usually), so a recorded call allocates as little as it can:
+ *   _args   - a single positional argument is kept as is (``arg0``), not in a tuple;
+ *   _id     - the id's counter and the process prefix as two 64-bit halves;
+ *   _result - a list longer than the preview as its first items inline (``head``) and
+ *             its length, read back as the ``(CUT, head, total)`` tuple _step.py makes.
+ * _t0 and _t1 are plain 64-bit integers. */
 typedef struct {
     PyObject_HEAD
-    PyObject *args;    /* _args   */
-    PyObject *id;      /* _id     */
-    PyObject *in;      /* _in     */
-    PyObject *kwargs;  /* _kwargs */
-    PyObject *out;     /* _out    */
-    PyObject *result;  /* _result */
-    PyObject *spec;    /* _spec   */
-    PyObject *status;  /* _status */
-    PyObject *t0;      /* _t0     */
-    PyObject *t1;      /* _t1     */
-    PyObject *x;       /* _x      */
-    PyObject *parent;  /* parent  */
-    PyObject *run;     /* run     */
-    PyObject *seq;     /* seq     */
+    PyObject *args;
+    PyObject *arg0;
+    PyObject *id;
+    unsigned long long id_hi, id_lo;
+    PyObject *in;
+    PyObject *kwargs;
+    PyObject *out;
+    PyObject *result;
+    Py_ssize_t head_n, total;
+    PyObject *head[HEAD_MAX];
+    PyObject *spec;
+    PyObject *status;
+    long long t0, t1;
+    PyObject *x;
+    PyObject *parent;
+    PyObject *run;
+    PyObject *seq;
 } StepFields;
+
+static PyObject *cut_marker; /* _step.CUT */
 
 #define STEP_FIELD(name, member) \
     {name, T_OBJECT_EX, offsetof(StepFields, member), 0, NULL}
 
 static PyMemberDef step_members[] = {
-    STEP_FIELD("_args", args),     STEP_FIELD("_id", id),         STEP_FIELD("_in", in),
-    STEP_FIELD("_kwargs", kwargs), STEP_FIELD("_out", out),       STEP_FIELD("_result", result),
-    STEP_FIELD("_spec", spec),     STEP_FIELD("_status", status), STEP_FIELD("_t0", t0),
-    STEP_FIELD("_t1", t1),         STEP_FIELD("_x", x),           STEP_FIELD("parent", parent),
-    STEP_FIELD("run", run),        STEP_FIELD("seq", seq),        {NULL}};
+    STEP_FIELD("_in", in),
+    STEP_FIELD("_kwargs", kwargs),
+    STEP_FIELD("_out", out),
+    STEP_FIELD("_spec", spec),
+    STEP_FIELD("_status", status),
+    {"_t0", T_LONGLONG, offsetof(StepFields, t0), 0, NULL},
+    {"_t1", T_LONGLONG, offsetof(StepFields, t1), 0, NULL},
+    STEP_FIELD("_x", x),
+    STEP_FIELD("parent", parent),
+    STEP_FIELD("run", run),
+    STEP_FIELD("seq", seq),
+    {NULL}};
+
+static void
+drop_head(StepFields *self)
+{
+    for (Py_ssize_t i = 0; i < self->head_n; i++) {
+        Py_CLEAR(self->head[i]);
+    }
+    self->head_n = 0;
+    self->total = 0;
+}
+
+static PyObject *
+get_args(StepFields *self, void *closure)
+{
+    if (self->args == NULL && self->arg0 != NULL) {
+        self->args = PyTuple_Pack(1, self->arg0);
+        if (self->args == NULL) {
+            return NULL;
+        }
+        Py_CLEAR(self->arg0);
+    }
+    if (self->args == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_args");
+        return NULL;
+    }
+    return Py_NewRef(self->args);
+}
+
+static int
+set_args(StepFields *self, PyObject *value, void *closure)
+{
+    Py_XINCREF(value);
+    Py_XSETREF(self->args, value);
+    Py_CLEAR(self->arg0);
+    return 0;
+}
+
+static PyObject *
+get_id(StepFields *self, void *closure)
+{
+    if (self->id == NULL && (self->id_hi | self->id_lo) != 0) {
+        unsigned char bytes[16];
+        for (int i = 0; i < 8; i++) {
+            bytes[i] = (unsigned char)(self->id_lo >> (8 * i));
+            bytes[8 + i] = (unsigned char)(self->id_hi >> (8 * i));
+        }
+        self->id = _PyLong_FromByteArray(bytes, 16, 1, 0);
+        if (self->id == NULL) {
+            return NULL;
+        }
+    }
+    if (self->id == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_id");
+        return NULL;
+    }
+    return Py_NewRef(self->id);
+}
+
+static int
+set_id(StepFields *self, PyObject *value, void *closure)
+{
+    Py_XINCREF(value);
+    Py_XSETREF(self->id, value);
+    self->id_hi = self->id_lo = 0;
+    return 0;
+}
+
+static PyObject *
+get_result(StepFields *self, void *closure)
+{
+    if (self->result == NULL && self->total > 0) {
+        PyObject *head = PyList_New(self->head_n);
+        if (head == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < self->head_n; i++) {
+            PyList_SET_ITEM(head, i, Py_NewRef(self->head[i]));
+        }
+        self->result = Py_BuildValue("(ONn)", cut_marker, head, self->total);
+        if (self->result == NULL) {
+            return NULL;
+        }
+        drop_head(self);
+    }
+    if (self->result == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_result");
+        return NULL;
+    }
+    return Py_NewRef(self->result);
+}
+
+static int
+set_result(StepFields *self, PyObject *value, void *closure)
+{
+    Py_XINCREF(value);
+    Py_XSETREF(self->result, value);
+    drop_head(self);
+    return 0;
+}
+
+static PyGetSetDef step_getset[] = {
+    {"_args", (getter)get_args, (setter)set_args, NULL, NULL},
+    {"_id", (getter)get_id, (setter)set_id, NULL, NULL},
+    {"_result", (getter)get_result, (setter)set_result, NULL, NULL},
+    {NULL}};
 
 static int
 step_traverse(StepFields *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->args);
+    Py_VISIT(self->arg0);
     Py_VISIT(self->id);
     Py_VISIT(self->in);
     Py_VISIT(self->kwargs);
     Py_VISIT(self->out);
     Py_VISIT(self->result);
+    for (Py_ssize_t i = 0; i < self->head_n; i++) {
+        Py_VISIT(self->head[i]);
+    }
     Py_VISIT(self->spec);
     Py_VISIT(self->status);
-    Py_VISIT(self->t0);
-    Py_VISIT(self->t1);
     Py_VISIT(self->x);
     Py_VISIT(self->parent);
     Py_VISIT(self->run);
@@ -73,15 +203,15 @@ static int
 step_clear(StepFields *self)
 {
     Py_CLEAR(self->args);
+    Py_CLEAR(self->arg0);
     Py_CLEAR(self->id);
     Py_CLEAR(self->in);
     Py_CLEAR(self->kwargs);
     Py_CLEAR(self->out);
     Py_CLEAR(self->result);
+    drop_head(self);
     Py_CLEAR(self->spec);
     Py_CLEAR(self->status);
-    Py_CLEAR(self->t0);
-    Py_CLEAR(self->t1);
     Py_CLEAR(self->x);
     Py_CLEAR(self->parent);
     Py_CLEAR(self->run);
@@ -110,6 +240,7 @@ static PyTypeObject StepFieldsType = {
     .tp_traverse = (traverseproc)step_traverse,
     .tp_clear = (inquiry)step_clear,
     .tp_members = step_members,
+    .tp_getset = step_getset,
 };
 
 /* -- what configure() hands over ------------------------------------------------- */
@@ -118,10 +249,9 @@ static PyTypeObject *step_type;   /* xray.sdk._step.Step (a subclass of StepFiel
 static PyTypeObject *run_type;    /* xray.sdk._run.Run */
 static PyObject *frame_var;       /* the ContextVar holding the innermost step or run */
 static PyObject *runtime;         /* xray.sdk._context.runtime */
-static PyObject *ids_module;      /* xray.sdk._ids: _prefix (changes after fork), counter */
-static PyObject *id_counter;      /* xray.sdk._ids.counter */
+static unsigned long long id_prefix_hi, id_prefix_lo; /* _ids._prefix (new after fork) */
+static unsigned long long id_count;
 static PyObject *auto_marker;     /* _step._AUTO: "count the output automatically" */
-static PyObject *cut_marker;      /* _step.CUT */
 static PyObject *status_running;
 static PyObject *status_success;
 static PyObject *count_fn;        /* _step._count: len() of anything sized, not text */
@@ -132,7 +262,7 @@ static Py_ssize_t off_run_seq, off_run_client, off_run_implicit;  /* slots of Ru
 static PyTypeObject *buffer_type; /* xray.sdk._buffer.Buffer */
 static PyObject *buffer_put;      /* Buffer.put, the function */
 static Py_ssize_t off_items, off_capacity, off_batch, off_accepting, off_on_first;
-static PyObject *str_prefix, *str_submit, *str_append, *str_end, *str_fail;
+static PyObject *str_submit, *str_append, *str_end, *str_fail;
 static int configured;
 
 #define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
@@ -168,13 +298,13 @@ static PyObject *
 configure(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"step_type", "run_type", "runtime_type", "buffer_type", "frame",
-                            "runtime", "ids", "auto", "cut", "running", "success", "count",
+                            "runtime", "auto", "cut", "running", "success", "count",
                             "internal_error", "preview_items", NULL};
-    PyObject *st, *rt, *rtt, *bt, *fr, *rtm, *ids, *au, *cu, *running, *success, *cnt, *ie;
+    PyObject *st, *rt, *rtt, *bt, *fr, *rtm, *au, *cu, *running, *success, *cnt, *ie;
     Py_ssize_t head;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O!O!OOOOOUUOOn", names, &PyType_Type,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O!O!OOOOUUOOn", names, &PyType_Type,
                                      &st, &PyType_Type, &rt, &PyType_Type, &rtt, &PyType_Type,
-                                     &bt, &fr, &rtm, &ids, &au, &cu, &running, &success, &cnt,
+                                     &bt, &fr, &rtm, &au, &cu, &running, &success, &cnt,
                                      &ie, &head)) {
         return NULL;
     }
@@ -196,11 +326,10 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "runtime is not a runtime_type");
         return NULL;
     }
-    PyObject *counter = PyObject_GetAttrString(ids, "counter");
-    if (counter == NULL) {
+    if (head < 0 || head > HEAD_MAX) {
+        PyErr_Format(PyExc_ValueError, "preview_items must be within 0..%d", HEAD_MAX);
         return NULL;
     }
-    Py_XSETREF(id_counter, counter);
     KEEP(step_type, (PyTypeObject *)st);
     KEEP(run_type, (PyTypeObject *)rt);
     PyObject *put = PyObject_GetAttrString(bt, "put");
@@ -216,7 +345,6 @@ configure(PyObject *module, PyObject *args, PyObject *kwargs)
     off_on_first = b5;
     KEEP(frame_var, fr);
     KEEP(runtime, rtm);
-    KEEP(ids_module, ids);
     KEEP(auto_marker, au);
     KEEP(cut_marker, cu);
     KEEP(status_running, running);
@@ -246,13 +374,13 @@ typedef struct {
     vectorcallfunc vectorcall;
 } StepWrapper;
 
-static inline PyObject *
+static inline long long
 clock_ns(void)
 {
     /* time.perf_counter_ns() on Linux and macOS: CLOCK_MONOTONIC, in ns. */
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 static PyObject *
@@ -301,27 +429,21 @@ new_step(StepWrapper *self, PyObject *run, PyObject *parent, PyObject *const *ar
     if (s->seq == NULL) {
         goto fail;
     }
-    PyObject *n = PyIter_Next(id_counter);
-    if (n == NULL) {
-        goto fail;
+    /* The id: this process's prefix with a counter of its own, started at 2**61 so it
+     * never meets the one _ids.new_id() counts up from 1 (both stay under 2**62). */
+    s->id_hi = id_prefix_hi;
+    s->id_lo = id_prefix_lo | ((1ULL << 61) + ++id_count);
+    if (nargs == 1) {
+        s->arg0 = Py_NewRef(args[0]);
     }
-    PyObject *prefix = PyObject_GetAttr(ids_module, str_prefix);
-    if (prefix == NULL) {
-        Py_DECREF(n);
-        goto fail;
-    }
-    s->id = PyNumber_Or(prefix, n);
-    Py_DECREF(prefix);
-    Py_DECREF(n);
-    if (s->id == NULL) {
-        goto fail;
-    }
-    s->args = PyTuple_New(nargs);
-    if (s->args == NULL) {
-        goto fail;
-    }
-    for (Py_ssize_t i = 0; i < nargs; i++) {
-        PyTuple_SET_ITEM(s->args, i, Py_NewRef(args[i]));
+    else {
+        s->args = PyTuple_New(nargs);
+        if (s->args == NULL) {
+            goto fail;
+        }
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            PyTuple_SET_ITEM(s->args, i, Py_NewRef(args[i]));
+        }
     }
     if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
         PyObject *kw = PyDict_New();
@@ -354,11 +476,7 @@ new_step(StepWrapper *self, PyObject *run, PyObject *parent, PyObject *const *ar
     s->status = Py_NewRef(status_running);
     s->result = Py_NewRef(Py_None);
     s->x = Py_NewRef(Py_None);
-    s->t1 = PyLong_FromLong(0);
     s->t0 = clock_ns();
-    if (s->t1 == NULL || s->t0 == NULL) {
-        goto fail;
-    }
     return s;
 fail:
     Py_DECREF(s);
@@ -430,17 +548,15 @@ end_step(StepFields *s, PyObject *result)
         }
         Py_SETREF(s->out, n);
     }
-    if (PyList_CheckExact(result) && PyList_GET_SIZE(result) > preview_items) {
-        /* Keep only what a preview shows: fewer live references until it is sent. */
-        PyObject *head = PyList_GetSlice(result, 0, preview_items);
-        if (head == NULL) {
-            return;
+    Py_ssize_t size;
+    if (PyList_CheckExact(result) && (size = PyList_GET_SIZE(result)) > preview_items) {
+        /* Keep only what a preview shows, inline: no list copy, fewer live objects. */
+        Py_CLEAR(s->result);
+        for (Py_ssize_t i = 0; i < preview_items; i++) {
+            s->head[i] = Py_NewRef(PyList_GET_ITEM(result, i));
         }
-        PyObject *cut = Py_BuildValue("(ONn)", cut_marker, head, PyList_GET_SIZE(result));
-        if (cut == NULL) {
-            return;
-        }
-        Py_SETREF(s->result, cut);
+        s->head_n = preview_items;
+        s->total = size;
     }
     else {
         Py_SETREF(s->result, Py_NewRef(result));
@@ -451,8 +567,13 @@ end_step(StepFields *s, PyObject *result)
     }
     PyObject *r;
     if (s->parent == Py_None && SLOT(run, off_run_implicit) == Py_True) {
-        PyObject *call[3] = {run, Py_None, s->result};
+        PyObject *kept = get_result(s, NULL);
+        if (kept == NULL) {
+            return;
+        }
+        PyObject *call[3] = {run, Py_None, kept};
         r = PyObject_VectorcallMethod(str_end, call, 3, NULL);
+        Py_DECREF(kept);
         Py_XDECREF(r);
     }
 }
@@ -524,11 +645,8 @@ wrapper_vectorcall(StepWrapper *self, PyObject *const *args, size_t nargsf, PyOb
         PyErr_Restore(type, value, tb);
         return NULL;
     }
-    PyObject *t1 = clock_ns();
-    if (t1 != NULL) {
-        Py_SETREF(s->t1, t1);
-    }
-    if (PyContextVar_Reset(frame_var, token) < 0 || t1 == NULL) {
+    s->t1 = clock_ns();
+    if (PyContextVar_Reset(frame_var, token) < 0) {
         swallow_error();
     }
     Py_DECREF(token);
@@ -647,7 +765,31 @@ static PyTypeObject StepWrapperType = {
 
 /* -- module ---------------------------------------------------------------------- */
 
+static PyObject *
+set_id_prefix(PyObject *module, PyObject *prefix)
+{
+    /* _ids._prefix: 60 random bits and the version nibble in the high half, the RFC 4122
+     * variant in the low half. Set at import and again in a forked child. */
+    unsigned char bytes[16];
+    if (!PyLong_Check(prefix) || _PyLong_AsByteArray((PyLongObject *)prefix, bytes, 16, 1, 0) < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "the prefix must be an int");
+        }
+        return NULL;
+    }
+    unsigned long long lo = 0, hi = 0;
+    for (int i = 7; i >= 0; i--) {
+        lo = (lo << 8) | bytes[i];
+        hi = (hi << 8) | bytes[8 + i];
+    }
+    id_prefix_lo = lo;
+    id_prefix_hi = hi;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"set_id_prefix", (PyCFunction)set_id_prefix, METH_O,
+     "Take _ids._prefix (at import, and after fork in the child)."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      "Hand over the Python objects the fast path reads (called once by xray.sdk._step)."},
     {NULL}};
@@ -666,12 +808,11 @@ PyInit__speedups(void)
     if (PyType_Ready(&StepFieldsType) < 0 || PyType_Ready(&StepWrapperType) < 0) {
         return NULL;
     }
-    str_prefix = PyUnicode_InternFromString("_prefix");
     str_submit = PyUnicode_InternFromString("_submit");
     str_append = PyUnicode_InternFromString("append");
     str_end = PyUnicode_InternFromString("_end");
     str_fail = PyUnicode_InternFromString("_fail");
-    if (str_prefix == NULL || str_submit == NULL || str_append == NULL ||
+    if (str_submit == NULL || str_append == NULL ||
         str_end == NULL || str_fail == NULL) {
         return NULL;
     }

@@ -32,7 +32,6 @@ def configure(
     buffer_type: type,
     frame: Any,
     runtime: Any,
-    ids: Any,
     auto: object,
     cut: object,
     running: str,
@@ -41,3 +40,5 @@ def configure(
     internal_error: Callable[[BaseException], None],
     preview_items: int,
 ) -> None: ...
+
+def set_id_prefix(prefix: int, /) -> None: ...

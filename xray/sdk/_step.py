@@ -876,7 +876,6 @@ if _speedups is not None:
         buffer_type=Buffer,
         frame=frame,
         runtime=runtime,
-        ids=_ids,
         auto=_AUTO,
         cut=CUT,
         running=RUNNING,
@@ -885,3 +884,4 @@ if _speedups is not None:
         internal_error=internal_error,
         preview_items=PREVIEW_ITEMS,
     )
+    _ids.on_new_prefix(_speedups.set_id_prefix)
