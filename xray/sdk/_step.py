@@ -769,10 +769,22 @@ def _wrap_async_generator(
     async def step_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
         s = None if not runtime.recording and runtime.resolved else begin(args, kwargs)
         agen = fn(*args, **kwargs)
-        if s is None:
-            async for item in agen:  # passes values through; no send/throw when off
-                yield item
-            return
+        if s is None:  # not recording: pass values, asend() and athrow() straight through
+            forward: Callable[[Any], Any] = agen.asend
+            sent: Any = None
+            while True:
+                try:
+                    item = await forward(sent)
+                except StopAsyncIteration:
+                    return
+                try:
+                    sent = yield item
+                    forward = agen.asend
+                except GeneratorExit:
+                    await agen.aclose()
+                    raise
+                except BaseException as exc:
+                    forward, sent = agen.athrow, exc
         produced = 0
         method: Callable[[Any], Any] = agen.asend
         arg: Any = None
@@ -846,24 +858,30 @@ def step(
         >>> with step("rerank", type="rank") as s:  # doctest: +SKIP
         ...     s.set_params(model="cross-encoder")
     """
-    type_ = _checked(type, _STEP_TYPES, "type", "custom")
-    detail_ = _checked(detail, _DETAILS, "detail", None) if detail is not None else None
+    type_ = _checked(type, _STEP_TYPES, "type", "custom", "'custom'")
+    detail_ = (
+        _checked(detail, _DETAILS, "detail", None, "the configured default_detail")
+        if detail is not None
+        else None
+    )
     if callable(name) and not isinstance(name, str):  # bare @step
         return StepFactory(_Spec("", type_, key, detail_))(name)
     return StepFactory(_Spec(str(name) if name else "", type_, key, detail_))
 
 
-def _checked(value: Any, allowed: frozenset[str], what: str, fallback: str | None) -> Any:
+def _checked(
+    value: Any, allowed: frozenset[str], what: str, fallback: str | None, fallback_text: str
+) -> Any:
     text = getattr(value, "value", value)
     if isinstance(text, str) and text in allowed:
         return text
     warn_once(
         f"bad-{what}-{text!r}",
-        "xray: step %s %r is not one of %s; using %r",
+        "xray: step %s %r is not one of %s; using %s",
         what,
         value,
         ", ".join(sorted(allowed)),
-        fallback,
+        fallback_text,
     )
     return fallback
 
