@@ -52,6 +52,7 @@ _MAX_REASONING = 50_000
 _MAX_REASON = 500
 _INT_MIN, _INT_MAX = -(2**63), 2**63
 _CACHE_LIMIT = 1000
+_SEEN_LIMIT = 64  # previews remembered within a batch (see Encoder.batch)
 
 
 def _no_default(value: Any) -> Any:
@@ -81,6 +82,9 @@ def _encode_flat(value: Any) -> str:
 _REDACTED_JSON = _encode_flat(REDACTED)
 _STATUS_JSON = {name: _encode_flat(name) for name in ("success", "error", "running")}
 _LOW64 = 2**64 - 1
+# From here on (1970-01-12) a time in microseconds has more than 6 digits: the fast path
+# cuts its text into the second and the fraction.
+_EPOCH_FLOOR = 10**15
 
 
 def sdk_info() -> dict[str, Any]:
@@ -174,6 +178,7 @@ class Encoder:
         self._tails: dict[tuple[Any, ...], str] = {}
         self._names: dict[Any, tuple[tuple[str, bool] | None, ...]] = {}
         self._uuid_heads: dict[int, str] = {}
+        self._dates: dict[str, str] = {}
         # Previews already rendered in the batch being encoded (see ``batch``).
         self._seen: dict[Any, str | None] | None = None
         self._held: list[Any] = []
@@ -385,15 +390,16 @@ class Encoder:
         output = "null" if result is None else self._preview_json(result, self.max_preview, seen)
         t0 = run._wall0 + (s._t0 - run._t0)
         elapsed = s._t1 - s._t0
-        # _iso, inlined: the date-time part is cached per second.
-        cached = _last_second
-        second, us0 = divmod(t0 // 1000, 1_000_000)
-        if cached[0] != second:
-            _iso(t0)
-        date0 = cached[1]
-        second, us1 = divmod((t0 + elapsed) // 1000, 1_000_000)
-        if cached[0] != second:
-            _iso(t0 + elapsed)
+        t1 = t0 + elapsed
+        if t0 < _EPOCH_FLOOR or t1 < _EPOCH_FLOOR:
+            return None
+        # _iso, inlined: microseconds since the epoch as text, and the date-time part of
+        # the second they fall in, rendered once per second.
+        us0 = str(t0 // 1000)
+        us1 = str(t1 // 1000)
+        second = us0[:-6]
+        date0 = self._dates.get(second) or self._date(t0)
+        date1 = date0 if us1[:-6] == second else self._dates.get(us1[:-6]) or self._date(t1)
         # _ids.uuid_text, inlined: the high half of a process's ids is always the same.
         sid = s._id
         high = self._uuid_heads.get(sid >> 64) or self._uuid_head(sid)
@@ -406,13 +412,20 @@ class Encoder:
         return (
             f'{{"id":"{high}{low[:4]}-{low[4:]}","parent_id":{parent_id},"seq":{s.seq:d},'
             f'"status":{_STATUS_JSON.get(status) or _encode_flat(status)},'
-            f'"started_at":"{date0}.{us0:06d}+00:00",'
-            f'"ended_at":"{cached[1]}.{us1:06d}+00:00",'
-            f'"duration_ms":{max(0.0, elapsed / 1e6)!r},'
+            f'"started_at":"{date0}.{us0[-6:]}+00:00","ended_at":"{date1}.{us1[-6:]}+00:00",'
+            f'"duration_ms":{elapsed / 1e6 if elapsed > 0 else 0.0!r},'
             f'"input_count":{"null" if n_in is None else f"{n_in:d}"},'
             f'"output_count":{"null" if n_out is None or n_out is _AUTO else f"{n_out:d}"},'
             f'"input":{inputs},"output":{output},{tail}'
         )
+
+    def _date(self, ns: int) -> str:
+        """The ``YYYY-MM-DDTHH:MM:SS`` of ``_iso(ns)``, remembered by its epoch second."""
+        if len(self._dates) >= 4:
+            self._dates.clear()
+        date: str = _iso(ns)[:19]
+        self._dates[str(ns // 1000)[:-6]] = date
+        return date
 
     def _uuid_head(self, value: int) -> str:
         """The first 19 characters of ``_ids.uuid_text(value)``: its high 64 bits."""
@@ -471,30 +484,45 @@ class Encoder:
     def _preview_json(self, value: Any, budget: int, seen: dict[Any, str | None]) -> str:
         """``preview(value)`` as JSON text, rendered once per object within ``seen``.
 
-        A list's preview depends only on its first items and its length. ``seen`` maps
-        the ids of a list's first items to their JSON when plain (``None`` when not),
-        ``(ids, total, budget)`` to the general path's text for such a list, and
-        ``(id, budget)`` to the text of any other value; ``self._held`` keeps those
-        objects alive so that their ids cannot be reused while the entries exist. So the
-        output of a filter that kept the first candidates, or the next step's input that
-        is that output, reuses the text an earlier preview made of the same candidates.
+        ``seen`` maps ``(id, budget)`` to the text of a value (a step's input list that
+        the previous steps had too), the ids of a list's first items to their JSON when
+        plain (``None`` when not), and ``(ids, total, budget)`` to the general path's text
+        for such a list: a list's preview depends only on its first items and its length,
+        so a filter's output, or the next step's input that is that output, reuses the
+        text an earlier preview made of the same candidates. ``self._held`` keeps these
+        objects alive so that their ids cannot be reused while the entries exist.
         """
         kind = type(value)
         if kind is tuple and len(value) == 3 and value[0] is CUT:
             head, total = value[1], value[2]
-        elif kind is list:
-            head, total = value, len(value)
+            key: Any = None  # a step's own tuple: never seen again
         else:
-            head = total = None
-        if not head or type(head) is not list or type(total) is not int:
-            key: Any = (id(value), budget)
+            key = (id(value), budget)
             text = seen.get(key)
-            if text is None:
-                text = seen[key] = _compact.encode(self._preview(_uncut(value), budget))
-                self._held.append(value)
-            return text
+            if text is not None:
+                return text
+            if kind is list:
+                head, total = value, len(value)
+            else:
+                head = total = None
+        if len(seen) >= _SEEN_LIMIT:  # a few steps' worth: the memory stays warm
+            seen.clear()
+            self._held.clear()
+        if head and type(head) is list and type(total) is int:
+            text = self._list_json(value, head, total, budget, seen)
+        else:
+            text = _compact.encode(self._preview(_uncut(value), budget))
+        if key is not None:
+            seen[key] = text
+            self._held.append(value)
+        return text
+
+    def _list_json(
+        self, value: Any, head: list[Any], total: int, budget: int, seen: dict[Any, str | None]
+    ) -> str:
+        """``_preview_json`` of a list (or a cut result) by the ids of its first items."""
         items = head[: PREVIEW_ITEMS if isinstance(head[0], _SCALARS) else PREVIEW_NESTED]
-        key = tuple(map(id, items))
+        key: Any = tuple(map(id, items))
         if key in seen:
             text = seen[key]
         else:
