@@ -9,6 +9,7 @@ and recording exactly what the Python path records.
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import os
@@ -246,3 +247,87 @@ def test_a_transport_counts_the_same_batches_when_recording_through_the_c_path()
     assert stats["sent"] + stats["dropped"] == 32  # run start, 30 steps, run end
     assert len(transport.steps) == stats["sent"] - len(transport.run_updates)
     client.shutdown(5)
+
+
+def test_recording_holds_no_reference_after_the_step_is_sent() -> None:
+    # A reference the C code forgets to release would show here as a count that grows
+    # with the number of calls (arguments, result items, the result list, the function).
+    transport = InMemoryTransport()
+    client = XRayClient(transport=transport, flush_interval=60)
+    items = [{"id": i} for i in range(30)]
+    kept = items[:20]
+
+    @step(type="filter")
+    def first_twenty(candidates: list[dict[str, int]], *, note: str = "") -> list[dict[str, int]]:
+        return kept
+
+    def counts() -> list[int]:
+        gc.collect()
+        return [sys.getrefcount(x) for x in (items, kept, items[0], items[25], first_twenty)]
+
+    with client.run("refs"):
+        first_twenty(items)  # warm up: caches, interned names
+    client.flush(10)
+    before = counts()
+    with client.run("refs"):
+        for _ in range(200):
+            first_twenty(items)
+            first_twenty(items, note="kw")
+    assert client.flush(10)
+    transport.clear()
+    assert counts() == before
+    assert client.stats()["dropped"] == 0
+    client.shutdown(5)
+
+
+def test_a_step_in_a_reference_cycle_through_its_result_is_collected(rec: Recording) -> None:
+    @step(type="custom")
+    def self_referencing(n: int) -> list[Any]:
+        out: list[Any] = list(range(n))
+        out.append(current_step())  # past the preview's head when n > 10
+        out.insert(0, current_step())  # inside it
+        return out
+
+    step_class = _step.Step
+
+    def alive() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if type(o) is step_class)
+
+    with rec.client.run("cycles"):
+        self_referencing(30)
+        self_referencing(3)
+    rec.flush()  # sent: the sender has read the result back into a list
+    assert sorted(s["output_count"] for s in rec.steps) == [5, 32]
+    assert alive() == 0
+    with rec.client.run("cycles"):
+        self_referencing(30)
+        self_referencing(3)
+        assert alive() == 2  # waiting in the buffer, the result's head still inline
+        rec.client._buffer.clear()  # dropped unsent (as at a shutdown deadline)
+    assert alive() == 0
+
+
+def test_fields_kept_inline_read_back_as_the_python_path_stores_them(rec: Recording) -> None:
+    seen: list[Any] = []
+    original_submit = rec.client._submit
+    rec.client._submit = lambda item: (seen.append(item), original_submit(item))  # type: ignore[method-assign]
+    items = list(range(25))
+
+    @step(type="filter")
+    def head(values: list[int]) -> list[int]:
+        return values[:15]
+
+    with rec.client.run("fields"):
+        head(items)
+        kept = current_run()
+    s = next(x for x in seen if isinstance(x, _step.Step))
+    assert s._args == (items,) and s._args[0] is items
+    assert s._result == (_step.CUT, items[:10], 15)
+    assert (s._in, s._out, s.seq, s.run) == (25, 15, 0, kept)
+    assert isinstance(s._t0, int) and s._t1 >= s._t0
+    sent = rec.step("head")
+    assert sent["id"] == s.id and s._id == int(s.id.replace("-", ""), 16)
+    assert sent["output"] == [*range(10), "... 5 more"]
+    s._result = [1]  # what set_output does: a plain value replaces the head
+    assert s._result == [1]
