@@ -112,12 +112,16 @@ static PyObject *
 get_id(StepFields *self, void *closure)
 {
     if (self->id == NULL && (self->id_hi | self->id_lo) != 0) {
-        unsigned char bytes[16];
-        for (int i = 0; i < 8; i++) {
-            bytes[i] = (unsigned char)(self->id_lo >> (8 * i));
-            bytes[8 + i] = (unsigned char)(self->id_hi >> (8 * i));
-        }
-        self->id = _PyLong_FromByteArray(bytes, 16, 1, 0);
+        /* (hi << 64) | lo, with public API only (the byte-array helpers are private). */
+        PyObject *hi = PyLong_FromUnsignedLongLong(self->id_hi);
+        PyObject *lo = PyLong_FromUnsignedLongLong(self->id_lo);
+        PyObject *bits = PyLong_FromLong(64);
+        PyObject *shifted = hi && lo && bits ? PyNumber_Lshift(hi, bits) : NULL;
+        self->id = shifted ? PyNumber_Or(shifted, lo) : NULL;
+        Py_XDECREF(hi);
+        Py_XDECREF(lo);
+        Py_XDECREF(bits);
+        Py_XDECREF(shifted);
         if (self->id == NULL) {
             return NULL;
         }
@@ -770,17 +774,21 @@ set_id_prefix(PyObject *module, PyObject *prefix)
 {
     /* _ids._prefix: 60 random bits and the version nibble in the high half, the RFC 4122
      * variant in the low half. Set at import and again in a forked child. */
-    unsigned char bytes[16];
-    if (!PyLong_Check(prefix) || _PyLong_AsByteArray((PyLongObject *)prefix, bytes, 16, 1, 0) < 0) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError, "the prefix must be an int");
-        }
+    if (!PyLong_Check(prefix)) {
+        PyErr_SetString(PyExc_TypeError, "the prefix must be an int");
         return NULL;
     }
-    unsigned long long lo = 0, hi = 0;
-    for (int i = 7; i >= 0; i--) {
-        lo = (lo << 8) | bytes[i];
-        hi = (hi << 8) | bytes[8 + i];
+    PyObject *bits = PyLong_FromLong(64);
+    PyObject *high = bits ? PyNumber_Rshift(prefix, bits) : NULL;
+    Py_XDECREF(bits);
+    if (high == NULL) {
+        return NULL;
+    }
+    unsigned long long lo = PyLong_AsUnsignedLongLongMask(prefix);
+    unsigned long long hi = PyLong_AsUnsignedLongLongMask(high);
+    Py_DECREF(high);
+    if (PyErr_Occurred()) {
+        return NULL;
     }
     id_prefix_lo = lo;
     id_prefix_hi = hi;
