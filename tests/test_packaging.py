@@ -6,9 +6,13 @@ checkout, as a user would with ``pip install xray[sdk]``.
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -82,3 +86,46 @@ def test_the_server_is_not_importable_without_the_api_extra(sdk_only_env: Path) 
 def test_running_python_is_not_the_sdk_only_env(sdk_only_env: Path) -> None:
     # Guards the tests above against silently using the development environment.
     assert Path(sys.executable).resolve() != sdk_only_env.resolve()
+
+
+def test_the_sdk_only_environment_runs_the_c_fast_path(sdk_only_env: Path, tmp_path: Path) -> None:
+    if shutil.which(sysconfig.get_config_var("CC").split()[0]) is None:
+        pytest.skip("no C compiler on this machine: the install is pure Python here")
+    result = subprocess.run(
+        [str(sdk_only_env), "-c", "from xray.sdk._step import ACCELERATED; print(ACCELERATED)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "True", result.stderr
+
+
+def test_without_a_working_compiler_the_wheel_is_pure_python_and_says_so(tmp_path: Path) -> None:
+    # A copy of the sources without any extension built in place, so nothing can be reused.
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "hatch_build.py", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
+    for package in ("xray", "sdk", "api"):
+        shutil.copytree(
+            REPO_ROOT / package,
+            source / package,
+            ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd"),
+        )
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", str(tmp_path), "."],
+        capture_output=True,
+        text=True,
+        cwd=source,
+        env={**os.environ, "CC": "/bin/false"},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "could not build the C fast path" in result.stdout + result.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    assert wheel.name.endswith("-py3-none-any.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert "xray/sdk/_step.py" in names
+    assert not [n for n in names if n.endswith((".so", ".pyd"))]

@@ -1,10 +1,17 @@
 """Steps: the ``@step`` decorator / context manager and the ``Step`` object.
 
 This module is the hot path. A decorated call, when recording, does: one context read,
-one small object (``Step``, slotted), two clock reads, a context set/reset, ``len()`` of
-the first argument and of the result, and one ``deque.append`` (``client._submit``). No
-I/O, no lock held during I/O, no serialisation: the sender thread turns the ``Step`` into
-JSON later. When X-Ray is off the wrapper reads one attribute and calls through.
+one small object (``Step``), two clock reads, a context set/reset, ``len()`` of the first
+argument and of the result, and one ``deque.append`` (``client._submit``). No I/O, no lock
+held during I/O, no serialisation: the sender thread turns the ``Step`` into JSON later.
+When X-Ray is off the wrapper reads one attribute and calls through.
+
+For a plain function without ``key=`` called inside a recording run or step (the common
+case), that work is done by ``_speedups.c`` when it was built: the same steps in C, with
+the step's id, single argument, times and result head stored inline instead of as Python
+objects (about a third of the Python path's cost; ``bench/README.md``). Everything else,
+and every call when the extension is missing or ``XRAY_SDK_PURE_PYTHON=1`` is set, runs
+the Python code below; ``tests/sdk/test_speedups.py`` checks both record the same thing.
 
 A finished ``Step`` is handed to the sender as is; changing it after it ended (from a
 reference kept by user code) may or may not be reflected in what is sent.
