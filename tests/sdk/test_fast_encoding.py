@@ -79,6 +79,7 @@ def test_the_fast_path_sends_what_the_general_path_sends(shape: str, in_a_batch:
     # what was rendered once; alone, each step renders its own previews.
     with encoder.batch() if in_a_batch else contextlib.nullcontext():
         texts = [encoder.step_json(s) for s in steps] * 2  # twice: every text from the cache
+    assert encoder._seen is None and encoder._held == []  # nothing of the user's kept
     for s, text in zip(steps * 2, texts, strict=True):
         if text is not None:
             fast += 1

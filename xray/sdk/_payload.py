@@ -380,9 +380,9 @@ class Encoder:
                 f'"candidates_recorded":0,"decisions":[]}}'
             )
         seen = self._seen
-        if seen is None:  # outside a batch: shared by this step's previews only
-            seen = {}
-            self._held = []
+        if seen is None:  # outside a batch: a batch of this one step
+            with self.batch():
+                return self.step_json(s)
         inputs = self._arguments_json(fn, s._args, seen)
         if inputs is None:
             return None
