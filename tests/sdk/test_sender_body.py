@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from xray.sdk import XRayClient, step
+from xray.sdk import XRayClient, _sender, step
 from xray.sdk.testing import InMemoryTransport
 from xray.shared import BatchIn
 
@@ -51,4 +51,24 @@ def test_an_empty_batch_is_still_a_document() -> None:
     client = XRayClient(transport=InMemoryTransport())
     body = client._make_sender()._body([])
     assert json.loads(gzip.decompress(body)) == {"runs": [], "steps": []}
+    client.shutdown(1)
+
+
+def test_parts_beyond_the_batch_byte_limit_are_packed_into_several_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = XRayClient(transport=InMemoryTransport(), compress=False)
+    items = _recorded(client, 50)
+    sender = client._make_sender()
+    (whole,) = sender._encode(items)
+    sizes = [len(p.body) for p in whole]
+    limit = sum(sizes) // 3  # about three batches' worth
+    monkeypatch.setattr(_sender, "MAX_BATCH_BYTES", limit)
+    batches = sender._encode(items)
+    assert len(batches) >= 3
+    assert [p.body for b in batches for p in b] == [p.body for p in whole]  # order kept
+    for batch in batches:
+        assert len(batch) == 1 or sum(len(p.body) + 1 for p in batch) <= limit + 1
+        BatchIn.model_validate(json.loads(sender._body(batch)))
+    assert sender._encode([]) == []
     client.shutdown(1)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import operator
 import random
 import threading
 import time
@@ -169,6 +170,9 @@ class _Part(NamedTuple):
     kind: str  # "runs" or "steps"
     body: bytes
     items: int = 1  # buffered items it stands for: a run's start and end travel as one
+
+
+_BODY = operator.itemgetter(1)  # _Part.body
 
 
 def _count(parts: list[_Part]) -> int:
@@ -318,17 +322,18 @@ class Sender:
     def _encode(self, items: list[Any]) -> list[list[_Part]]:
         """Serialise items (a run once, in its latest state) and pack them into batches."""
         parts: list[_Part] = []
-        run_updates: dict[int, int] = {}
-        for item in items:
-            if isinstance(item, Run):
+        runs = [item for item in items if isinstance(item, Run)]
+        if runs:
+            run_updates: dict[int, int] = {}
+            for item in runs:
                 run_updates[id(item)] = run_updates.get(id(item), 0) + 1
-        for item in items:
-            if isinstance(item, Run):
+            for item in runs:
                 updates = run_updates.pop(id(item), 0)
                 if updates:
                     self._encode_one("runs", self._encoder.run, item, parts, updates)
         step_json = self._encoder.step_json
         new_part = tuple.__new__
+        append = parts.append
         with self._encoder.batch():  # previews of the same objects are rendered once
             for item in items:
                 if isinstance(item, Run):
@@ -341,11 +346,13 @@ class Sender:
                 if text is not None:
                     try:
                         # tuple.__new__: a NamedTuple's own __new__ is Python code.
-                        parts.append(new_part(_Part, ("steps", text.encode("utf-8"), 1)))
+                        append(new_part(_Part, ("steps", text.encode("utf-8"), 1)))
                         continue
                     except UnicodeEncodeError:  # a lone surrogate: the general path drops it
                         pass
                 self._encode_one("steps", self._encoder.step, item, parts, 1)
+        if sum(map(len, map(_BODY, parts))) + len(parts) <= MAX_BATCH_BYTES:
+            return [parts] if parts else []  # the usual case: one batch
         batches: list[list[_Part]] = []
         current: list[_Part] = []
         size = 0
