@@ -166,6 +166,7 @@ class Encoder:
         sdk: dict[str, Any] | None = None,
     ) -> None:
         self.max_preview = config.max_preview_bytes
+        self._one_budget = max(64, self.max_preview)  # the preview of a lone argument
         self.redactor = Redactor(config.redact_keys)
         self.hook = redact
         self.default_detail = config.default_detail.value
@@ -383,9 +384,16 @@ class Encoder:
         if seen is None:  # outside a batch: a batch of this one step
             with self.batch():
                 return self.step_json(s)
-        inputs = self._arguments_json(fn, s._args, seen)
-        if inputs is None:
-            return None
+        args = s._args
+        keys = self._names.get(getattr(fn, "__code__", None))
+        inputs: str | None
+        if keys and args and len(args) == 1 and keys[0] is not None and not keys[0][1]:
+            # The usual step(candidates), with the argument's name known not to be secret.
+            inputs = f"{{{keys[0][0]}{self._preview_json(args[0], self._one_budget, seen)}}}"
+        else:
+            inputs = self._arguments_json(fn, args, seen)
+            if inputs is None:
+                return None
         result = s._result
         output = "null" if result is None else self._preview_json(result, self.max_preview, seen)
         t0 = run._wall0 + (s._t0 - run._t0)
@@ -460,7 +468,7 @@ class Encoder:
             key, secret = keys[0]
             if secret:
                 return f"{{{key}{_REDACTED_JSON}}}"
-            return f"{{{key}{self._preview_json(args[0], max(64, self.max_preview), seen)}}}"
+            return f"{{{key}{self._preview_json(args[0], self._one_budget, seen)}}}"
         shown = [(key, value) for key, value in zip(keys, args, strict=False) if key is not None]
         if not shown:
             return "null"
@@ -509,35 +517,31 @@ class Encoder:
             seen.clear()
             self._held.clear()
         if head and type(head) is list and type(total) is int:
-            text = self._list_json(value, head, total, budget, seen)
+            # By the ids of the first items: their JSON if plain (None if not), then the
+            # general path's text for these items, this length and this budget.
+            items = head[: PREVIEW_ITEMS if isinstance(head[0], _SCALARS) else PREVIEW_NESTED]
+            ids = tuple(map(id, items))
+            if ids in seen:
+                text = seen[ids]
+            else:
+                text = seen[ids] = self._plain_items_json(items)
+                self._held.append(items)
+            if text is not None:
+                shown = len(items)
+                if total > shown:
+                    text = f'{text[:-1]},"... {total - shown} more"]'
+                if len(text) > budget:
+                    text = None
+            if text is None:
+                general = (ids, total, budget)
+                text = seen.get(general)
+                if text is None:
+                    text = seen[general] = _compact.encode(self._preview(_uncut(value), budget))
         else:
             text = _compact.encode(self._preview(_uncut(value), budget))
         if key is not None:
             seen[key] = text
             self._held.append(value)
-        return text
-
-    def _list_json(
-        self, value: Any, head: list[Any], total: int, budget: int, seen: dict[Any, str | None]
-    ) -> str:
-        """``_preview_json`` of a list (or a cut result) by the ids of its first items."""
-        items = head[: PREVIEW_ITEMS if isinstance(head[0], _SCALARS) else PREVIEW_NESTED]
-        key: Any = tuple(map(id, items))
-        if key in seen:
-            text = seen[key]
-        else:
-            text = seen[key] = self._plain_items_json(items)
-            self._held.append(items)
-        if text is not None:
-            shown = len(items)
-            if total > shown:
-                text = f'{text[:-1]},"... {total - shown} more"]'
-            if len(text) <= budget:
-                return text
-        key = (key, total, budget)
-        text = seen.get(key)
-        if text is None:
-            text = seen[key] = _compact.encode(self._preview(_uncut(value), budget))
         return text
 
     def _plain_items_json(self, items: list[Any]) -> str | None:
