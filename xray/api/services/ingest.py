@@ -38,13 +38,18 @@ _CHUNK = 500
 def elimination_rate(input_count: int | None, output_count: int | None) -> float | None:
     """``1 - output/input`` when the step had input, else ``None``.
 
+    Computed as ``(input - output) / input``: one rounding instead of two, so 10 → 7 is
+    stored as 0.3, not 0.30000000000000004.
+
     Example:
         >>> elimination_rate(5000, 30)
         0.994
+        >>> elimination_rate(10, 7)
+        0.3
     """
     if not input_count or output_count is None:
         return None
-    return 1.0 - output_count / input_count
+    return (input_count - output_count) / input_count
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
