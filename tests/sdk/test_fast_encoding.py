@@ -34,7 +34,10 @@ SHAPES: dict[str, Any] = {
     "tuple": tuple({"id": i} for i in range(20)),
     "empty": [],
     "subclass": [type("Sub", (dict,), {})(id="a")] * 3,
+    "two items": [{"id": "a"}, 4096],
 }
+SHAPES["contains itself"] = [{"id": "a"}]
+SHAPES["contains itself"].append(SHAPES["contains itself"])
 
 
 def _steps(client: XRayClient, value: Any) -> list[Step]:

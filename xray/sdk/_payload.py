@@ -53,6 +53,7 @@ _MAX_REASON = 500
 _INT_MIN, _INT_MAX = -(2**63), 2**63
 _CACHE_LIMIT = 1000
 _SEEN_LIMIT = 64  # previews remembered within a batch (see Encoder.batch)
+_VALUE: Any = object()  # marks a key of Encoder._seen made of a value's id
 
 
 def _no_default(value: Any) -> Any:
@@ -492,20 +493,21 @@ class Encoder:
     def _preview_json(self, value: Any, budget: int, seen: dict[Any, str | None]) -> str:
         """``preview(value)`` as JSON text, rendered once per object within ``seen``.
 
-        ``seen`` maps ``(id, budget)`` to the text of a value (a step's input list that
-        the previous steps had too), the ids of a list's first items to their JSON when
-        plain (``None`` when not), and ``(ids, total, budget)`` to the general path's text
-        for such a list: a list's preview depends only on its first items and its length,
-        so a filter's output, or the next step's input that is that output, reuses the
-        text an earlier preview made of the same candidates. ``self._held`` keeps these
-        objects alive so that their ids cannot be reused while the entries exist.
+        ``seen`` maps ``(_VALUE, id, budget)`` to the text of a value (a step's input list
+        that the previous steps had too), the ids of a list's first items to their JSON
+        when plain (``None`` when not), and ``(ids, total, budget)`` to the general path's
+        text for such a list (three shapes that cannot be equal). A list's preview depends
+        only on its first items and its length, so a filter's output, or the next step's
+        input that is that output, reuses the text an earlier preview made of the same
+        candidates. ``self._held`` keeps these objects alive so that their ids cannot be
+        reused while the entries exist.
         """
         kind = type(value)
         if kind is tuple and len(value) == 3 and value[0] is CUT:
             head, total = value[1], value[2]
             key: Any = None  # a step's own tuple: never seen again
         else:
-            key = (id(value), budget)
+            key = (_VALUE, id(value), budget)
             text = seen.get(key)
             if text is not None:
                 return text
