@@ -13,11 +13,12 @@ import inspect
 import itertools
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from xray.sdk._context import frame
+from xray.sdk._drive import Finish, Opener, wrap_async_generator, wrap_generator
 from xray.sdk._guard import guarded, internal_error
 
 if TYPE_CHECKING:
@@ -261,9 +262,9 @@ class RunScope:
         """Decorate ``fn``: every call is one run (for a generator: one iteration)."""
         scope = self
         if inspect.isasyncgenfunction(fn):
-            return cast(F, _run_async_generator(scope, fn))
+            return cast(F, wrap_async_generator(fn, self._opener(fn)))
         if inspect.isgeneratorfunction(fn):
-            return cast(F, _run_generator(scope, fn))
+            return cast(F, wrap_generator(fn, self._opener(fn)))
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
@@ -298,6 +299,20 @@ class RunScope:
 
         return cast(F, wrapper)
 
+    def _opener(self, fn: Callable[..., Any]) -> Opener:
+        """A run per iteration of a generator: it starts at the first ``next()`` and ends
+        when the generator returns (its return value is the output), raises or is closed."""
+
+        def open_run(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Finish]:
+            run = self._open_for_call(fn, args, kwargs)
+
+            def finish(error: BaseException | None, produced: int, returned: Any) -> None:
+                run._end(error, returned if returned is not None else _UNSET)
+
+            return run, finish
+
+        return open_run
+
     def _open_for_call(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Run:
@@ -305,95 +320,3 @@ class RunScope:
         if run.recording and self._input is None:
             run._input_args = (fn, args, kwargs)
         return run
-
-
-def _run_generator(
-    scope: RunScope, fn: Callable[..., Generator[Any, Any, Any]]
-) -> Callable[..., Any]:
-    """A run per iteration of a generator: it starts at the first ``next()`` and ends
-    when the generator returns, raises or is closed by its consumer. The run is current
-    only while the generator's own code runs, not while the consumer holds a value."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        run = scope._open_for_call(fn, args, kwargs)
-        token = frame.set(run)
-        try:
-            gen = fn(*args, **kwargs)
-        finally:
-            frame.reset(token)
-        method: Callable[[Any], Any] = gen.send
-        arg: Any = None
-        while True:
-            token = frame.set(run)
-            try:
-                value = method(arg)
-            except StopIteration as stop:
-                frame.reset(token)
-                run._end(None, stop.value if stop.value is not None else _UNSET)
-                return stop.value
-            except BaseException as exc:
-                frame.reset(token)
-                run._end(exc)
-                raise
-            frame.reset(token)
-            try:
-                arg = yield value
-                method = gen.send
-            except GeneratorExit:  # the consumer stopped early: a normal end
-                token = frame.set(run)
-                try:
-                    gen.close()
-                finally:
-                    frame.reset(token)
-                run._end(None)
-                raise
-            except BaseException as exc:
-                method, arg = gen.throw, exc
-
-    return wrapper
-
-
-def _run_async_generator(
-    scope: RunScope, fn: Callable[..., AsyncGenerator[Any, Any]]
-) -> Callable[..., Any]:
-    """``_run_generator`` for async generators (``asend``/``athrow`` forwarded)."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        run = scope._open_for_call(fn, args, kwargs)
-        token = frame.set(run)
-        try:
-            agen = fn(*args, **kwargs)
-        finally:
-            frame.reset(token)
-        method: Callable[[Any], Any] = agen.asend
-        arg: Any = None
-        while True:
-            token = frame.set(run)
-            try:
-                value = await method(arg)
-            except StopAsyncIteration:
-                frame.reset(token)
-                run._end(None)
-                return
-            except BaseException as exc:
-                frame.reset(token)
-                run._end(exc)
-                raise
-            frame.reset(token)
-            try:
-                arg = yield value
-                method = agen.asend
-            except GeneratorExit:
-                token = frame.set(run)
-                try:
-                    await agen.aclose()
-                finally:
-                    frame.reset(token)
-                run._end(None)
-                raise
-            except BaseException as exc:
-                method, arg = agen.athrow, exc
-
-    return wrapper

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import Callable
 from time import perf_counter_ns
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
@@ -39,6 +39,7 @@ from xray.sdk._decisions import (
     KeySpec,
     candidate_key,
 )
+from xray.sdk._drive import Finish, Opener, wrap_async_generator, wrap_generator
 from xray.sdk._guard import guarded, internal_error, warn_once
 from xray.sdk._run import NOOP_RUN, Run
 from xray.sdk._serialize import PREVIEW_ITEMS
@@ -566,9 +567,9 @@ class StepFactory:
             name = spec.name or getattr(fn, "__name__", None) or "step"
             spec = _Spec(name, spec.type, spec.key, spec.detail, fn)
         if inspect.isasyncgenfunction(fn):
-            return cast(F, _wrap_async_generator(fn, spec))
+            return cast(F, wrap_async_generator(fn, _step_opener(spec)))
         if inspect.isgeneratorfunction(fn):
-            return cast(F, _wrap_generator(fn, spec))
+            return cast(F, wrap_generator(fn, _step_opener(spec)))
         if inspect.iscoroutinefunction(fn):
             return cast(F, _wrap_coroutine(fn, spec))
         return cast(F, _wrap_function(fn, spec))
@@ -713,121 +714,26 @@ def _wrap_coroutine(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     return step_wrapper
 
 
-def _wrap_generator(fn: Callable[..., Generator[Any, Any, Any]], spec: _Spec) -> Callable[..., Any]:
+def _step_opener(spec: _Spec) -> Opener:
+    """Open a step for a generator call; its output count is what it yielded."""
     begin = spec.begin
 
-    @functools.wraps(fn)
-    def step_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+    def open_step(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Finish] | None:
         s = None if not runtime.recording and runtime.resolved else begin(args, kwargs)
         if s is None:
-            return (yield from fn(*args, **kwargs))
-        # Drive the generator by hand so the step is current only while *its* code runs,
-        # not while the consumer holds a yielded value.
-        token = _frame_set(s)
-        try:
-            gen = fn(*args, **kwargs)
-        finally:
-            _frame_reset(token)
-        produced = 0
-        method: Callable[[Any], Any] = gen.send
-        arg: Any = None
-        while True:
-            token = _frame_set(s)
-            try:
-                value = method(arg)
-            except StopIteration as stop:
-                _frame_reset(token)
-                if s._out is _AUTO:
-                    s._out = produced
-                s._end(_NO_RESULT)
-                return stop.value
-            except BaseException as exc:
-                _frame_reset(token)
-                s._fail(exc)
-                raise
-            _frame_reset(token)
-            produced += 1
-            try:
-                arg = yield value
-                method = gen.send
-            except GeneratorExit:
-                # The consumer stopped early: close the inner generator, end the step.
-                token = _frame_set(s)
-                try:
-                    gen.close()
-                finally:
-                    _frame_reset(token)
-                if s._out is _AUTO:
-                    s._out = produced
-                s._end(_NO_RESULT)
-                raise
-            except BaseException as exc:
-                method, arg = gen.throw, exc
+            return None
 
-    return step_wrapper
-
-
-def _wrap_async_generator(
-    fn: Callable[..., AsyncGenerator[Any, Any]], spec: _Spec
-) -> Callable[..., Any]:
-    begin = spec.begin
-
-    @functools.wraps(fn)
-    async def step_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        s = None if not runtime.recording and runtime.resolved else begin(args, kwargs)
-        agen = fn(*args, **kwargs)
-        if s is None:  # not recording: pass values, asend() and athrow() straight through
-            forward: Callable[[Any], Any] = agen.asend
-            sent: Any = None
-            while True:
-                try:
-                    item = await forward(sent)
-                except StopAsyncIteration:
-                    return
-                try:
-                    sent = yield item
-                    forward = agen.asend
-                except GeneratorExit:
-                    await agen.aclose()
-                    raise
-                except BaseException as exc:
-                    forward, sent = agen.athrow, exc
-        produced = 0
-        method: Callable[[Any], Any] = agen.asend
-        arg: Any = None
-        while True:
-            token = _frame_set(s)
-            try:
-                value = await method(arg)
-            except StopAsyncIteration:
-                _frame_reset(token)
-                if s._out is _AUTO:
-                    s._out = produced
-                s._end(_NO_RESULT)
+        def finish(error: BaseException | None, produced: int, returned: Any) -> None:
+            if error is not None:
+                s._fail(error)
                 return
-            except BaseException as exc:
-                _frame_reset(token)
-                s._fail(exc)
-                raise
-            _frame_reset(token)
-            produced += 1
-            try:
-                arg = yield value
-                method = agen.asend
-            except GeneratorExit:
-                token = _frame_set(s)
-                try:
-                    await agen.aclose()
-                finally:
-                    _frame_reset(token)
-                if s._out is _AUTO:
-                    s._out = produced
-                s._end(_NO_RESULT)
-                raise
-            except BaseException as exc:
-                method, arg = agen.athrow, exc
+            if s._out is _AUTO:
+                s._out = produced
+            s._end(_NO_RESULT)
 
-    return step_wrapper
+        return s, finish
+
+    return open_step
 
 
 @overload
