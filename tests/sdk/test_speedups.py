@@ -332,3 +332,29 @@ def test_fields_kept_inline_read_back_as_the_python_path_stores_them(rec: Record
     assert sent["output"] == [*range(10), "... 5 more"]
     s._result = [1]  # what set_output does: a plain value replaces the head
     assert s._result == [1]
+
+
+def test_a_stale_build_of_the_extension_is_ignored_with_a_warning() -> None:
+    # An editable install whose extension was built from older sources: the SDK must not
+    # call into it with arguments it does not know, and must say why it is slower.
+    script = (
+        "import sys, types, logging\n"
+        "logging.basicConfig(level=logging.WARNING, format='%(message)s')\n"
+        "stale = types.ModuleType('xray.sdk._speedups')\n"
+        "stale.INTERFACE = 1\n"
+        "sys.modules['xray.sdk._speedups'] = stale\n"
+        "from xray.sdk import _step, step\n"
+        "print(_step.ACCELERATED, step(type='filter')(lambda xs: xs)([1]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XRAY_")}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False [1]"
+    assert "built from other sources" in result.stderr

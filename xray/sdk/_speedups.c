@@ -828,7 +828,10 @@ PyInit__speedups(void)
     if (m == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(m, "StepFields", (PyObject *)&StepFieldsType) < 0 ||
+    /* Bumped whenever what xray/sdk/_step.py expects of this module changes: a stale
+     * build (an editable install not rebuilt) is then ignored instead of misused. */
+    if (PyModule_AddIntConstant(m, "INTERFACE", 2) < 0 ||
+        PyModule_AddObjectRef(m, "StepFields", (PyObject *)&StepFieldsType) < 0 ||
         PyModule_AddObjectRef(m, "StepWrapper", (PyObject *)&StepWrapperType) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -2,6 +2,8 @@
 from collections.abc import Callable
 from typing import Any
 
+INTERFACE: int
+
 class StepFields:
     _args: tuple[Any, ...]
     _id: int

@@ -126,13 +126,25 @@ class _Spec:
             return None
 
 
+#: What this module expects of ``_speedups.c`` (its ``INTERFACE`` constant).
+_SPEEDUPS_INTERFACE = 2
+
+
 def _load_speedups() -> Any:
-    """The C fast path (``_speedups.c``), or ``None``: not built, or turned off."""
+    """The C fast path (``_speedups.c``), or ``None``: not built, stale, or turned off."""
     if os.environ.get("XRAY_SDK_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes"):
         return None
     try:
         from xray.sdk import _speedups
     except ImportError:  # no compiler when it was installed: the Python path does it all
+        return None
+    if getattr(_speedups, "INTERFACE", None) != _SPEEDUPS_INTERFACE:
+        warn_once(
+            "stale-speedups",
+            "xray: the C fast path in %s was built from other sources (reinstall the "
+            "package to rebuild it); using the pure-Python path",
+            getattr(_speedups, "__file__", "?"),
+        )
         return None
     return _speedups
 
