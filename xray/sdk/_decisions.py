@@ -135,9 +135,12 @@ class DecisionLog:
         order = self.total
         self.total = order + 1
         if reason is not None and decision == REJECTED:
-            self.reason_counts[reason] = self.reason_counts.get(reason, 0) + 1
-        if self.explicit_keys is not None:
-            self.explicit_keys.add(_hashable(raw_key))
+            counts = self.reason_counts
+            counts[reason] = counts.get(reason, 0) + 1
+        explicit = self.explicit_keys
+        if explicit is not None:
+            kind = type(raw_key)  # str and int keys (the usual) are hashable as they are
+            explicit.add(raw_key if kind is str or kind is int else _hashable(raw_key))
         detail = self.detail
         if detail == SUMMARY:
             return

@@ -404,21 +404,20 @@ class Step(_StepFields):
         rank: int | None,
         attrs: dict[str, Any],
     ) -> None:
+        # Called once per candidate in a loop: the common shapes (a log already made, dict
+        # candidates with a field key) skip the helpers.
         try:
-            x = self._extra
-            log = x.log
+            x = self._x
+            log = x.log if x is not None else None
             if log is None:
-                cfg = self.run._client._config
-                log = x.log = DecisionLog(
-                    self._spec.detail or cfg.default_detail.value,
-                    cfg.max_decisions_per_step,
-                    cfg.rejected_samples_per_reason,
-                    self._spec.key is not None,
-                )
+                log = self._new_log()
             if reason is not None and type(reason) is not str:
                 reason = str(reason)
+            key = self._spec.key
             log.add(
-                candidate_key(item, self._spec.key),
+                item.get(key)
+                if type(item) is dict and type(key) is str
+                else candidate_key(item, key),
                 decision,
                 reason,
                 score,
@@ -427,6 +426,16 @@ class Step(_StepFields):
             )
         except Exception as exc:
             internal_error(exc)
+
+    def _new_log(self) -> DecisionLog:
+        cfg = self.run._client._config
+        log = self._extra.log = DecisionLog(
+            self._spec.detail or cfg.default_detail.value,
+            cfg.max_decisions_per_step,
+            cfg.rejected_samples_per_reason,
+            self._spec.key is not None,
+        )
+        return log
 
     # -- lifecycle (SDK internal) ----------------------------------------------------
 
