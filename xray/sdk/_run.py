@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
 from xray.sdk._context import frame
 from xray.sdk._drive import Finish, Opener, wrap_async_generator, wrap_generator
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["NOOP_RUN", "Run", "RunScope"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 RUNNING = "running"
 SUCCESS = "success"
@@ -188,7 +189,36 @@ class _NoopRun(Run):
 NOOP_RUN: Run = _NoopRun()
 
 
-class RunScope:
+class AsyncFromSync(Generic[T]):
+    """``async with`` for a context manager whose enter and exit never wait: the same
+    ``__enter__``/``__exit__``, so ``with`` and ``async with`` cannot drift apart."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> T:
+        raise NotImplementedError
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> T:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        return self.__exit__(exc_type, exc, tb)
+
+
+class RunScope(AsyncFromSync[Run]):
     """What ``client.run(...)`` returns: a context manager and a decorator.
 
     As a context manager it opens one run; as a decorator it opens a new run per call,
@@ -246,17 +276,6 @@ class RunScope:
             return False
         run._end(exc)
         return False  # the user's exception propagates unchanged
-
-    async def __aenter__(self) -> Run:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]:
-        return self.__exit__(exc_type, exc, tb)
 
     def __call__(self, fn: F) -> F:
         """Decorate ``fn``: every call is one run (for a generator: one iteration)."""

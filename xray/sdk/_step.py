@@ -41,7 +41,7 @@ from xray.sdk._decisions import (
 )
 from xray.sdk._drive import Finish, Opener, wrap_async_generator, wrap_generator
 from xray.sdk._guard import guarded, internal_error, warn_once
-from xray.sdk._run import NOOP_RUN, Run
+from xray.sdk._run import NOOP_RUN, AsyncFromSync, Run
 from xray.sdk._serialize import PREVIEW_ITEMS
 from xray.shared import DetailLevel, StepType
 
@@ -568,7 +568,7 @@ def current_run() -> Run:
     return current if isinstance(current, Run) else NOOP_RUN
 
 
-class StepFactory:
+class StepFactory(AsyncFromSync["Step"]):
     """What ``step(...)`` returns: a decorator and a (sync or async) context manager.
 
     Example:
@@ -624,17 +624,6 @@ class StepFactory:
         except Exception as error:
             internal_error(error)
         return False  # the user's exception propagates unchanged
-
-    async def __aenter__(self) -> Step:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> Literal[False]:
-        return self.__exit__(exc_type, exc, tb)
 
 
 def _wrap_function(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
