@@ -167,6 +167,8 @@ def test_a_trace_exported_in_one_request_reads_like_a_recorded_run(
     assert run["sdk"]["service.name"] == "shop-backend"
     found = _get(server, "/runs", **{"metadata.product_asin": "B0LSTAND01"})["items"]
     assert [r["id"] for r in found] == [run["id"]]
+    by_trace = _get(server, "/runs", **{"metadata.otel.trace_id": format(trace_id, "032x")})
+    assert [r["id"] for r in by_trace["items"]] == [run["id"]]
 
     # The funnel: every span a step, in start order, nested under the root.
     detail = _get(server, f"/runs/{run['id']}")

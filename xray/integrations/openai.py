@@ -29,6 +29,7 @@ import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
 from typing import Any, TypeVar
 
+from xray.sdk._context import runtime
 from xray.sdk._guard import internal_error
 from xray.sdk._step import _NO_RESULT, Step, _Spec
 
@@ -88,6 +89,8 @@ def instrument(client: C) -> C:
 
 
 def _begin(name: str, kwargs: Mapping[str, Any]) -> Step | None:
+    if not runtime.recording and runtime.resolved:  # X-Ray is off: one check
+        return None
     try:
         s = _Spec(name, "llm", None, None).begin((), None)
         if s is None or not s.recording:
