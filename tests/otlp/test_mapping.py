@@ -104,3 +104,19 @@ def test_a_span_whose_parent_is_remote_is_the_runs_root() -> None:
     conversion = to_batch(_request(spans, {"service.name": "downstream"}))
     assert conversion.runs[0].pipeline == "downstream"
     assert conversion.steps[0].parent_id is None
+
+
+def test_values_json_cannot_hold_are_kept_as_text() -> None:
+    request = _request([{"id": "00000000000000aa", "name": "rank"}])
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.attributes.add(key="xray.params.threshold").value.double_value = float("nan")
+    event = span.events.add(name="xray.decision")
+    event.attributes.add(key="candidate_key").value.string_value = "B0STAND1"
+    event.attributes.add(key="decision").value.string_value = "scored"
+    event.attributes.add(key="score").value.double_value = float("inf")
+    conversion = to_batch(request)
+    assert conversion.rejected == 0
+    step = conversion.steps[0]
+    assert step.params == {"threshold": "NaN"}
+    assert step.decisions[0].score is None
+    assert step.decisions[0].attributes == {"score": "Infinity"}

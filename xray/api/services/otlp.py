@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -211,6 +212,9 @@ def _value(value: AnyValue) -> Any:
         return _attributes(value.kvlist_value.values)
     if kind == "bytes_value":
         return value.bytes_value.hex()
+    if kind == "double_value" and not math.isfinite(value.double_value):
+        # Not JSON, and not storable in JSONB: kept as the text OTLP/JSON uses for it.
+        return json_format.MessageToDict(value)["doubleValue"]
     return getattr(value, kind)
 
 
@@ -336,14 +340,21 @@ def _decisions(span: Span) -> list[dict[str, Any]]:
             continue
         attrs = _attributes(event.attributes)
         key = attrs.get("candidate_key")
+        score = attrs.get("score")
+        if not isinstance(score, int | float) or isinstance(score, bool):
+            score = None  # "NaN", "Infinity" or text: kept in the attributes only
         decisions.append(
             {
                 "candidate_key": key if isinstance(key, str) or key is None else str(key),
                 "decision": attrs.get("decision"),
                 "reason": attrs.get("reason"),
-                "score": attrs.get("score"),
+                "score": score,
                 "rank": attrs.get("rank"),
-                "attributes": {k: v for k, v in attrs.items() if k not in _DECISION_FIELDS},
+                "attributes": {
+                    k: v
+                    for k, v in attrs.items()
+                    if k not in _DECISION_FIELDS or (k == "score" and score is None)
+                },
                 "_event": index,
             }
         )
