@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import time
 import uuid
 from typing import Any
@@ -224,3 +225,43 @@ def test_failures_follow_the_otlp_http_contract(server: RunningServer) -> None:
     empty = _post(server, body, "application/x-protobuf")
     assert empty.status_code == 200
     assert ExportTraceServiceResponse.FromString(empty.content).HasField("partial_success") is False
+
+
+def test_mutated_and_hostile_exports_never_get_a_server_error(server: RunningServer) -> None:
+    rng = random.Random(16)
+    valid = bytearray(_protobuf_of(_body()))
+    for _ in range(40):
+        mutated = bytearray(valid)
+        for _ in range(rng.randrange(1, 6)):
+            mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+        answer = _post(server, bytes(mutated), "application/x-protobuf")
+        assert answer.status_code in (200, 400), (answer.status_code, answer.content[:200])
+    hostile = _body()
+    spans = hostile["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans[1]["attributes"] += [
+        _string("xray.reasoning", "nul \u0000 and more"),
+        _string("gen_ai.prompt.99999999999999999999.content", "long index"),
+        {"key": "xray.input_count", "value": {"stringValue": "-3"}},
+        {"key": "xray.params.nested", "value": {"kvlistValue": {"values": [_int("a", 2**62)]}}},
+    ]
+    spans[2]["events"] = [
+        {"name": "exception", "attributes": [_string("exception.type", "x" * 5000)]}
+    ]
+    spans[2]["status"] = {"code": 2, "message": "m" * 200_000}
+    for body in (
+        json.dumps(hostile).encode(),
+        b'{"resourceSpans": 7}',
+        b"[]",
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": 5}]}]}]}',
+    ):
+        answer = _post(server, body, "application/json")
+        assert answer.status_code in (200, 400), (answer.status_code, answer.text[:300])
+    stored = _get(server, f"/runs/{uuid.UUID(TRACE)}")
+    failed = next(s for s in stored["steps"] if s["metadata"]["otel.span_id"] == RETRIEVER)
+    assert failed["status"] == "error" and len(failed["error"]["type"]) <= 200
+
+
+def _protobuf_of(body: dict[str, Any]) -> bytes:
+    from xray.api.services.otlp import decode_json
+
+    return bytes(decode_json(json.dumps(body).encode()).SerializeToString())

@@ -42,7 +42,7 @@ from xray.api._payload import Parsed, parse_json, validate_body
 from xray.api.errors import APIError
 from xray.api.services.ingest import ingest
 from xray.shared import Decision, RunIn, StepIn, StepType
-from xray.shared._wire import MAX_NAME_LENGTH
+from xray.shared._wire import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 
 __all__ = [
     "PROTOBUF",
@@ -113,7 +113,7 @@ _CONSUMED = frozenset(
         *_GENAI_METADATA,
     }
 )
-_PROMPT = re.compile(r"gen_ai\.(prompt|completion)\.(\d+)\.(\w+)")
+_PROMPT = re.compile(r"gen_ai\.(prompt|completion)\.(\d{1,6})\.(\w+)")
 
 _STEP = TypeAdapter(StepIn)
 _RUN = TypeAdapter(RunIn)
@@ -292,7 +292,7 @@ def _step_type(attrs: Mapping[str, Any], warn: list[str]) -> str:
         if isinstance(declared, str) and declared in _STEP_TYPES:
             return declared
         warn.append(
-            f"attributes[xray.step.type]: {declared!r} is not one of "
+            f"attributes[xray.step.type]: {str(declared)[:80]!r} is not one of "
             f"{', '.join(sorted(_STEP_TYPES))}; stored as 'custom'"
         )
         return StepType.CUSTOM.value
@@ -325,11 +325,13 @@ def _error(span: Span) -> dict[str, Any] | None:
     for event in span.events:
         if event.name == "exception":
             attrs = _attributes(event.attributes)
+            trace = attrs.get("exception.stacktrace")
             error = {
                 "type": str(attrs.get("exception.type") or "Error")[:MAX_NAME_LENGTH],
                 "message": str(attrs.get("exception.message") or span.status.message),
-                "traceback": attrs.get("exception.stacktrace"),
+                "traceback": str(trace)[-MAX_TEXT_LENGTH:] if trace is not None else None,
             }
+    error["message"] = error["message"][:MAX_TEXT_LENGTH]
     return error
 
 
