@@ -42,6 +42,7 @@ MEANINGS: dict[str, str] = {
     "api.max_body_bytes": "Largest request body, after gzip decompression (413 above).",
     "api.run_migrations": "Migrate the database at start-up; `false` where a Job runs `xray db upgrade`.",
     "api.retention_days": "Delete runs (with their steps and decisions) started more than this many days ago, checked hourly; `null` keeps everything.",
+    "api.trace_url_template": "Link from a run recorded inside an OpenTelemetry span to your tracing UI: a URL with `{trace_id}` (and `{span_id}`); `null` shows no link.",
 }
 
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (("sdk", SDKConfig), ("api", APIConfig))

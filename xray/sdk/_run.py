@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 from xray.sdk._context import frame
 from xray.sdk._drive import Finish, Opener, wrap_async_generator, wrap_generator
 from xray.sdk._guard import guarded, internal_error
+from xray.sdk._otel import otel_ids
 
 if TYPE_CHECKING:
     from xray.sdk._client import XRayClient
@@ -84,6 +85,9 @@ class Run:
             tuple[Callable[..., Any] | None, tuple[Any, ...], dict[str, Any]] | None
         ) = None
         self._metadata: dict[str, Any] = dict(metadata) if metadata else {}
+        linked = otel_ids()
+        if linked is not None:
+            self._metadata = {**linked, **self._metadata}
         self._output: Any = _UNSET
         self._error: BaseException | None = None
         self._traceback: TracebackType | None = None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 from collections.abc import Callable
 from time import perf_counter_ns
 from types import TracebackType
@@ -41,6 +42,8 @@ from xray.sdk._decisions import (
 )
 from xray.sdk._drive import Finish, Opener, wrap_async_generator, wrap_generator
 from xray.sdk._guard import guarded, internal_error, warn_once
+from xray.sdk._otel import TRACE_MODULE as _OTEL_TRACE
+from xray.sdk._otel import link_step
 from xray.sdk._run import NOOP_RUN, AsyncFromSync, Run
 from xray.sdk._serialize import PREVIEW_ITEMS
 from xray.shared import DetailLevel, StepType
@@ -65,6 +68,7 @@ _counter = _ids.counter
 _frame_get = frame.get
 _frame_set = frame.set
 _frame_reset = frame.reset
+_modules = sys.modules
 
 
 def _count(value: Any) -> int | None:
@@ -253,6 +257,8 @@ class Step(_StepFields):
         # object: every attribute set here is paid on every call.
         self._x: _Extra | None = None
         self._t1 = 0
+        if _OTEL_TRACE in _modules:
+            link_step(self)
         self._t0 = perf_counter_ns()
 
     @property

@@ -72,6 +72,7 @@ ENV_OVERRIDES: dict[str, tuple[Section, str, str]] = {
     "XRAY_PORT": ("api", "port", "str"),
     "XRAY_RUN_MIGRATIONS": ("api", "run_migrations", "str"),
     "XRAY_DEBUG": ("api", "debug", "str"),
+    "XRAY_TRACE_URL_TEMPLATE": ("api", "trace_url_template", "str"),
     "XRAY_BASE_URL": ("sdk", "base_url", "str"),
     "XRAY_API_KEY": ("sdk", "api_key", "str"),
     "XRAY_ENABLED": ("sdk", "enabled", "str"),
@@ -154,6 +155,8 @@ class APIConfig(_Section):
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     run_migrations: bool = True
     retention_days: float | None = Field(None, gt=0)
+    # A link from a run to the user's tracing UI, e.g. "https://grafana/explore?trace={trace_id}".
+    trace_url_template: str | None = None
 
     @field_validator("api_keys")
     @classmethod

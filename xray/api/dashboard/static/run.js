@@ -89,11 +89,35 @@ export async function renderRun(ctx) {
   );
   clear(root).append(page);
   fillComparePicker(run, signal);
+  fillTraceLink(run, signal);
   const panel = openStep && document.getElementById(`step-panel-${openStep.id}`);
   await Promise.all([
     panel ? fillStepPanel(panel, run, openStep, params, ctx) : null,
     fillSelected(run, signal),
   ]);
+}
+
+// A link to the run's trace in the user's tracing UI, when the run was recorded inside an
+// OpenTelemetry span (or came in over OTLP) and the server has `api.trace_url_template`.
+let traceTemplate = null;
+async function fillTraceLink(run, signal) {
+  const traceId = (run.metadata || {})["otel.trace_id"];
+  if (typeof traceId !== "string") return;
+  try {
+    traceTemplate = traceTemplate || (await api("/tracing", null, signal)).trace_url_template || "";
+  } catch {
+    return;
+  }
+  const spanId = String((run.metadata || {})["otel.span_id"] || "");
+  const href = traceTemplate
+    .replaceAll("{trace_id}", encodeURIComponent(traceId))
+    .replaceAll("{span_id}", encodeURIComponent(spanId));
+  const anchor = document.getElementById("compare-picker");
+  if (!/^https?:\/\//i.test(href) || !anchor) return;
+  const link = h("a", { class: "btn", id: "trace-link", target: "_blank", rel: "noopener noreferrer", text: "Open trace" });
+  // h() only allows in-app links; this one is the server's configured http(s) URL (checked above).
+  link.setAttribute("href", href);
+  anchor.before(link);
 }
 
 // The shortest way to "why this output": the candidates the run's last selection step
@@ -304,7 +328,7 @@ function funnel(run, openStep, params) {
         "aria-expanded": isOpen ? "true" : "false",
         dataset: { stepName: step.name, stepId: step.id },
       },
-      h("span", { class: "seq num", text: step.seq }),
+      h("span", { class: "seq num", text: run.steps.indexOf(step) }),
       h(
         "span",
         { class: "step-name", style: { "padding-left": `${depths.get(step.id) * 20}px` } },
