@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-PACKAGES = ["xray", "xray.shared", "xray.sdk", "xray.api"]
+PACKAGES = ["xray", "xray.shared", "xray.sdk", "xray.api", "xray.demo"]
 
 
 def isort_order(name: str) -> tuple[int, str]:
