@@ -42,7 +42,7 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 KUBERNETES_DIR = REPO_ROOT / "deploy" / "kubernetes"
 CONFIG_EXAMPLE = REPO_ROOT / "xray.config.example.yaml"
 
-# The seed's values (spec/seed-architecture.md), which the deployment files must keep.
+# The documented values, which the deployment files must keep.
 SEED_DATABASE_URL = "postgresql+asyncpg://postgres:postgres@db:5432/xray"
 
 
