@@ -2,8 +2,8 @@
 
 * ``api-reference.md``: the HTTP API's reference, from the OpenAPI schema of
   ``xray.api.create_app()`` (the same one ``/openapi.json`` serves), as tables;
-* ``index.md``, ``architecture.md`` and ``benchmarks.md``: README.md, ARCHITECTURE.md and
-  bench/README.md, with
+* ``index.md``, ``architecture.md``, ``benchmarks.md`` and ``examples.md``: README.md,
+  ARCHITECTURE.md, bench/README.md and examples/README.md, with
   their links rewritten for the site (pages in the site stay links; links to source files
   become the file's path).
 
@@ -27,9 +27,10 @@ INCLUDED = {
     "README.md": "index.md",
     "ARCHITECTURE.md": "architecture.md",
     "bench/README.md": "benchmarks.md",
+    "examples/README.md": "examples.md",
 }
-# Other repository paths that have a page of their own in the site.
-PAGE_FOR = {**INCLUDED, "examples/README.md": "instrumenting.md"}
+# Repository paths that have a page of their own in the site.
+PAGE_FOR = INCLUDED
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from xray.demo import competitor_selection as competitors
 from xray.demo._pipelines import PIPELINES, load_pipeline
 from xray.demo._summary import DemoJob, DemoRun, DemoSummary
 
@@ -71,6 +70,8 @@ def run_demos(
     if progress:
         progress(len(jobs), len(jobs), "done")
 
+    # The walkthrough's story is competitor selection's: its laptop stand and planted bug.
+    competitors = load_pipeline("competitor_selection")
     laptop_stand = competitors.PRODUCTS[0]
     laptop_runs = [
         r for r in runs if r.pipeline == competitors.PIPELINE and r.subject == laptop_stand["asin"]
