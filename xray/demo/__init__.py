@@ -14,11 +14,12 @@ Example:
 """
 
 from xray.demo._pipelines import PIPELINES, load_pipeline
-from xray.demo._run import ProgressCallback, run_demos
+from xray.demo._run import RUNS_PER_PIPELINE, ProgressCallback, run_demos
 from xray.demo._summary import DemoJob, DemoRun, DemoSummary
 
 __all__ = [
     "PIPELINES",
+    "RUNS_PER_PIPELINE",
     "DemoJob",
     "DemoRun",
     "DemoSummary",

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from xray.demo._pipelines import PIPELINES, load_pipeline
 from xray.demo._summary import DemoJob, DemoRun, DemoSummary
 
-__all__ = ["ProgressCallback", "run_demos"]
+__all__ = ["RUNS_PER_PIPELINE", "ProgressCallback", "run_demos"]
+
+RUNS_PER_PIPELINE = 12
 
 # ``progress(done, total, label)``: before each run (label: its pipeline), then "sending"
 # and "done".
@@ -19,7 +21,7 @@ def run_demos(
     base_url: str,
     *,
     api_key: str | None = None,
-    runs_per_pipeline: int = 12,
+    runs_per_pipeline: int = RUNS_PER_PIPELINE,
     seed: int = 1,
     progress: ProgressCallback | None = None,
     flush_timeout: float = 60.0,
