@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev services lint typecheck pytest bench clean
+.PHONY: run test install install-dev services lint typecheck docs pytest bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
+# The documentation site, built offline; --strict turns a broken link or a page missing
+# from the nav into a failure.
+docs: install-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 pytest: install-dev services
 	bash scripts/pytest.sh $(PYTEST_ARGS)
 	# The SDK again on its pure-Python path (what runs where the C fast path was not built);
@@ -41,11 +46,11 @@ pytest: install-dev services
 	if [ -z "$(PYTEST_ARGS)" ]; then \
 	  XRAY_SDK_PURE_PYTHON=1 bash scripts/pytest.sh -q tests/sdk tests/reliability; fi
 
-test: install-dev services lint typecheck pytest
+test: install-dev services lint typecheck docs pytest
 
 bench: $(PY)
 	$(PY) -m pip install --quiet -e ".[sdk,api,bench]"
 	$(PY) bench/sdk_overhead.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts .xray-demo
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts .xray-demo site

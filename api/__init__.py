@@ -1,4 +1,4 @@
-"""The seed's spelling, ``python -m api``: a thin alias of ``xray.api``."""
+"""The short spelling, ``python -m api``: a thin alias of ``xray.api``."""
 
 from xray.api import *  # noqa: F403
 from xray.api import __all__ as __all__

@@ -1,4 +1,4 @@
-"""Print the README's configuration table from the config models themselves.
+"""Print the configuration table of docs/configuration.md from the config models themselves.
 
     .venv/bin/python deploy/config_table.py
 
@@ -20,7 +20,7 @@ from xray.shared import ENV_OVERRIDES, APIConfig, SDKConfig
 MEANINGS: dict[str, str] = {
     "sdk.enabled": "Record at all; `false` turns every decorator into a pass-through.",
     "sdk.base_url": "Where the X-Ray API listens.",
-    "sdk.api_key": "API key sent with every request; the seed reads it from the environment.",
+    "sdk.api_key": "API key sent with every request; usually read from the environment (`${XRAY_API_KEY}`).",
     "sdk.buffer_size": "Events held in memory waiting to be sent; when full, new ones are dropped and counted, never blocking.",
     "sdk.batch_size": "Most events in one HTTP request.",
     "sdk.flush_interval": "Seconds between background sends.",

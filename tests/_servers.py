@@ -1,24 +1,22 @@
 """A real X-Ray API server for end-to-end tests: uvicorn in a subprocess on 127.0.0.1.
 
 It is started exactly as a user starts it (``python -m xray.api``), configured through
-the documented environment variables, and stopped with SIGTERM.
+the documented environment variables, and stopped with SIGTERM, by the same supervisor
+that ``xray demo`` uses.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from tests.conftest import free_port
+from xray.cli._supervisor import ServerStartError, start_server_process
 
 
 @dataclass(frozen=True)
@@ -61,38 +59,21 @@ def api_server(
     )
     env.update(extra_env or {})
     workdir.mkdir(parents=True, exist_ok=True)
-    log_path = workdir / f"api-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "xray.api"],
-            cwd=workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    server = RunningServer(base_url, database_url, api_keys, log_path, process)
     try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"API server exited with {process.returncode}:\n{server.log()}")
-            try:
-                if httpx.get(f"{base_url}/readyz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"API server not ready after {startup_timeout}s:\n{server.log()}"
-                )
-            time.sleep(0.1)
+        process = start_server_process(
+            [sys.executable, "-m", "xray.api"],
+            base_url=f"http://127.0.0.1:{port}",
+            log_path=workdir / f"api-{port}.log",
+            env=env,
+            cwd=workdir,
+            timeout=startup_timeout,
+        )
+    except ServerStartError as exc:
+        raise RuntimeError(f"API server did not start: {exc}") from None
+    server = RunningServer(
+        process.base_url, database_url, api_keys, process.log_path, process.process
+    )
+    try:
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        process.stop()

@@ -1,13 +1,17 @@
-"""Installing ``xray[sdk]`` alone gives a working SDK without the server's stack.
+"""Installing ``xray[sdk]`` alone gives a working SDK without the server's stack, and the
+built wheel runs ``xray demo`` anywhere.
 
-This builds a real virtual environment and installs the package into it from this
-checkout, as a user would with ``pip install xray[sdk]``.
+This builds real virtual environments and installs the package into them from this
+checkout, as a user would with ``pip install xray[sdk]`` or ``pip install xray-*.whl``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
 import sysconfig
@@ -129,3 +133,70 @@ def test_without_a_working_compiler_the_wheel_is_pure_python_and_says_so(tmp_pat
         names = archive.namelist()
     assert "xray/sdk/_step.py" in names
     assert not [n for n in names if n.endswith((".so", ".pyd"))]
+
+
+@pytest.fixture(scope="module")
+def wheel_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The wheel built from this checkout, installed with ``[sdk,api]`` in a fresh venv."""
+    root = tmp_path_factory.mktemp("wheel")
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(root), str(REPO_ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = root.glob("xray-*.whl")
+    target = root / "venv"
+    venv.EnvBuilder(with_pip=True).create(target)
+    installed = subprocess.run(
+        [str(target / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{wheel}[sdk,api]"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    return wheel, target
+
+
+def test_the_wheel_ships_the_demo_pipelines(wheel_env: tuple[Path, Path]) -> None:
+    wheel, _ = wheel_env
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    for name in ("competitor_selection", "listing_optimisation", "product_categorisation"):
+        assert f"xray/demo/{name}.py" in names
+
+
+def test_xray_demo_from_the_installed_wheel_records_its_runs(
+    wheel_env: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, target = wheel_env
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("XRAY_") and k not in {"PYTHONPATH", "DATABASE_URL"}
+    }
+    # Far from the checkout: nothing but the installed package can be found.
+    result = subprocess.run(
+        [str(target / "bin" / "xray"), "demo", "--no-serve", "--port", str(port), "--runs", "1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Recorded 5 runs" in result.stdout
+    database = tmp_path / ".xray-demo" / "xray.db"
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        pipelines = dict(
+            connection.execute("SELECT pipeline, count(*) FROM runs GROUP BY pipeline").fetchall()
+        )
+    assert pipelines == {
+        "competitor-selection": 3,
+        "listing-optimisation": 1,
+        "product-categorisation": 1,
+    }

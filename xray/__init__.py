@@ -1,7 +1,7 @@
 """X-Ray: see why a multi-step, non-deterministic decision pipeline produced its output.
 
 The SDK's public names are re-exported here lazily, so that importing ``xray.shared`` or
-``xray.api`` (the server) never loads the SDK (DESIGN §2).
+``xray.api`` (the server) never loads the SDK.
 
 Example:
     >>> from xray import XRayClient, step, current_step

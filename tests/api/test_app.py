@@ -63,7 +63,7 @@ async def test_docs_page_is_served(client: httpx.AsyncClient) -> None:
 
 
 async def test_dashboard_shell_is_served_at_root(client: httpx.AsyncClient) -> None:
-    from xray.api.routes.dashboard import STATIC_DIR
+    from xray.api.dashboard import STATIC_DIR
 
     if not (STATIC_DIR / "index.html").is_file():
         pytest.skip("the dashboard's static files are not in this checkout")

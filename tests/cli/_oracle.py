@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xray.cli._demo import load_example
+from xray.demo import load_pipeline
 
 
 def competitor_funnel(product: dict[str, Any], seed: int) -> list[tuple[str, int, int]]:
@@ -26,7 +26,7 @@ def competitor_choice(product: dict[str, Any], seed: int) -> str | None:
 def _replay(
     product: dict[str, Any], seed: int
 ) -> tuple[list[tuple[str, int, int]], list[dict[str, Any]]]:
-    cs = load_example("competitor_selection")
+    cs = load_pipeline("competitor_selection")
     catalogue = cs.build_catalogue()
     llm = cs.FakeLLM(seed)
     keywords = cs.generate_keywords.__wrapped__(product, llm)
@@ -53,5 +53,5 @@ def _replay(
 
 
 def competitor_keywords(product: dict[str, Any], seed: int) -> list[str]:
-    cs = load_example("competitor_selection")
+    cs = load_pipeline("competitor_selection")
     return list(cs.FakeLLM(seed).keywords(product)[0])

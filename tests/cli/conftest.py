@@ -77,6 +77,6 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
 @pytest.fixture(scope="session")
 def demo(demo_server: RunningServer) -> Any:
     """The demo data, loaded once through the same ``run_demos`` that ``xray demo`` uses."""
-    from xray.cli import run_demos
+    from xray.demo import run_demos
 
     return run_demos(demo_server.base_url, runs_per_pipeline=RUNS_PER_PIPELINE, seed=1)

@@ -67,45 +67,21 @@ def test_db_upgrade_with_an_invalid_config_exits_2(tmp_path: Path) -> None:
 
 def test_serve_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
     import signal
-    import subprocess
-    import time
-
-    import httpx
 
     from tests.conftest import free_port
+    from xray.cli._supervisor import start_server_process
 
     port = free_port()
-    process = subprocess.Popen(
-        [
-            *xray_command(),
-            "serve",
-            "--port",
-            str(port),
-            "--database-url",
-            f"sqlite+aiosqlite:///{tmp_path / 's.db'}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    argv = [*xray_command(), "serve", "--port", str(port)]
+    argv += ["--database-url", f"sqlite+aiosqlite:///{tmp_path / 's.db'}"]
+    server = start_server_process(
+        argv, base_url=f"http://127.0.0.1:{port}", log_path=tmp_path / "serve.log", timeout=30
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, (
-                "xray serve did not start"
-            )
-            time.sleep(0.1)
-        assert run_cli("runs", url=f"http://127.0.0.1:{port}").code == 0
-        process.send_signal(signal.SIGTERM)
+        assert run_cli("runs", url=server.base_url).code == 0
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
-        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
-        assert process.stdout is not None
-        assert b"Application shutdown complete" in process.stdout.read()
+        assert server.stop(timeout=20) in (0, -signal.SIGTERM)
+        assert not server.killed
+        assert "Application shutdown complete" in server.log()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        server.kill()

@@ -14,7 +14,7 @@ import pytest
 from tests._servers import RunningServer
 from tests.cli._oracle import competitor_funnel, competitor_keywords
 from tests.cli.conftest import RUNS_PER_PIPELINE, run_cli
-from xray.cli._demo import load_example
+from xray.demo import load_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ def test_walkthrough_query_finds_the_bad_competitor_run(
 def test_run_funnel_counts_equal_the_pipelines_own_counts(
     demo: Any, demo_server: RunningServer
 ) -> None:
-    cs = load_example("competitor_selection")
+    cs = load_pipeline("competitor_selection")
     expected = competitor_funnel(cs.PRODUCTS[0], cs.BUG_SEED)
     run = cli_json(demo_server, "run", demo.bad_run_id)
     assert [(s["name"], s["input_count"], s["output_count"]) for s in run["steps"]] == expected
@@ -128,7 +128,7 @@ def test_candidate_path_shows_how_the_phone_case_got_through(
 def test_diff_of_good_and_bad_run_points_at_the_keywords(
     demo: Any, demo_server: RunningServer
 ) -> None:
-    cs = load_example("competitor_selection")
+    cs = load_pipeline("competitor_selection")
     diff = cli_json(demo_server, "diff", demo.good_run_id, demo.bad_run_id)
     assert diff["same_input"] is True
     assert diff["same_output"] is False

@@ -9,7 +9,7 @@ import pytest
 
 from tests._servers import api_server
 from tests.cli.conftest import run_cli
-from xray.cli import run_demos
+from xray.demo import run_demos
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

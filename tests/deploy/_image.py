@@ -20,12 +20,10 @@ import json
 import os
 import re
 import shlex
-import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from tests.conftest import REPO_ROOT
+from xray.cli._supervisor import ServerProcess, ServerStartError, start_server_process
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
@@ -44,7 +42,7 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 KUBERNETES_DIR = REPO_ROOT / "deploy" / "kubernetes"
 CONFIG_EXAMPLE = REPO_ROOT / "xray.config.example.yaml"
 
-# The seed's values (spec/seed-architecture.md), which the deployment files must keep.
+# The documented values, which the deployment files must keep.
 SEED_DATABASE_URL = "postgresql+asyncpg://postgres:postgres@db:5432/xray"
 
 
@@ -370,23 +368,17 @@ class RunningProcess:
     base_url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    supervised: ServerProcess
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.supervised.log()
 
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM, as Docker and Kubernetes stop a container; the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                raise AssertionError(
-                    f"the server ignored SIGTERM for {timeout}s:\n{self.log()}"
-                ) from None
-        return self.process.returncode
+        code = self.supervised.stop(timeout)
+        if self.supervised.killed:
+            raise AssertionError(f"the server ignored SIGTERM for {timeout}s:\n{self.log()}")
+        return code
 
 
 @contextmanager
@@ -401,29 +393,22 @@ def start(
     wait_for: str = "/readyz",
 ) -> Iterator[RunningProcess]:
     """Start ``argv`` and yield once ``wait_for`` answers 200; kill it if still running."""
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            list(argv), cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT
-        )
-    running = RunningProcess(f"http://127.0.0.1:{port}", process, log_path)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"{argv} exited with {process.returncode}:\n{running.log()}")
-            try:
-                if httpx.get(f"{running.base_url}{wait_for}", timeout=2.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{argv} not ready after {timeout}s:\n{running.log()}")
-            time.sleep(0.2)
-        yield running
+        supervised = start_server_process(
+            argv,
+            base_url=f"http://127.0.0.1:{port}",
+            log_path=log_path,
+            env=env,
+            cwd=cwd,
+            ready_path=wait_for,
+            timeout=timeout,
+        )
+    except ServerStartError as exc:
+        raise AssertionError(str(exc)) from None
+    try:
+        yield RunningProcess(supervised.base_url, supervised.process, log_path, supervised)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        supervised.kill()
 
 
 def run_to_completion(

@@ -1,4 +1,4 @@
-"""docker-compose.yml: the seed's shape, plus what makes the first `up` work."""
+"""docker-compose.yml: the documented shape, plus what makes the first `up` work."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def test_compose_schema_rejects_a_misspelt_key(compose: dict[str, Any]) -> None:
     assert _compose_schema_errors(compose) != []
 
 
-# The seed's Compose file (spec/seed-architecture.md, "Option 1"), verbatim.
+# The documented minimal Compose file, verbatim.
 SEED_COMPOSE = """\
 services:
   xray-api:

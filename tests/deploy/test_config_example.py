@@ -1,4 +1,4 @@
-"""xray.config.example.yaml, the seed's config examples and the README's settings table."""
+"""xray.config.example.yaml, the documented config examples and the settings table."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from xray.shared import ENV_OVERRIDES, APIConfig, ConfigError, SDKConfig, load_c
 
 MODELS: dict[str, type[SDKConfig] | type[APIConfig]] = {"sdk": SDKConfig, "api": APIConfig}
 
-# The seed's examples (spec/seed-architecture.md), verbatim. The README shows them as is.
+# The documented examples, verbatim (docs/configuration.md shows them as they are).
 SEED_SDK_IN_USER_PROJECT = """\
 # xray.config.yaml (in user's project root)
 sdk:
@@ -138,11 +138,9 @@ def test_settings_table_defaults_are_what_the_example_file_writes() -> None:
         assert table.render_default(data[section][field]) == default, key
 
 
-def test_readme_settings_table_is_the_generated_one() -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
-    if "| `api.database_url` |" not in readme:
-        pytest.skip("README.md has no settings table yet (drafts/deploy.md holds it)")
-    assert _config_table().markdown() in readme
+def test_documented_settings_table_is_the_generated_one() -> None:
+    page = (REPO_ROOT / "docs" / "configuration.md").read_text()
+    assert _config_table().markdown() in page
 
 
 def test_seed_sdk_example_reads_the_key_from_the_environment(tmp_path: Path) -> None:
@@ -182,7 +180,7 @@ def test_seed_database_examples_load(tmp_path: Path, text: str, url: str) -> Non
 
 
 def test_env_database_url_overrides_the_seed_file(tmp_path: Path) -> None:
-    # What the seed's Compose and Kubernetes files rely on.
+    # What the Compose and Kubernetes files rely on.
     path = tmp_path / "xray.config.yaml"
     path.write_text(SEED_MANUAL_SETUP)
     env = {"DATABASE_URL": "postgresql+asyncpg://postgres:postgres@db:5432/xray"}

@@ -213,7 +213,7 @@ def test_deployment_env_does_not_migrate_at_start(
 
 @needs_server
 def test_seed_sqlite_config_serves_with_python_dash_m_api(tmp_path: Path) -> None:
-    # The seed's "Option 3", verbatim: xray.config.yaml with the SQLite URL, `python -m api`.
+    # The documented SQLite set-up, verbatim: xray.config.yaml with the SQLite URL, `python -m api`.
     from tests.deploy.test_config_example import SEED_SQLITE
 
     project = tmp_path / "project"

@@ -1,4 +1,4 @@
-"""deploy/kubernetes: schema-valid manifests with the seed's keys, probes and hardening."""
+"""deploy/kubernetes: schema-valid manifests with the required keys, probes and hardening."""
 
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ def test_schema_validation_rejects_a_misspelt_field(deployment: dict[str, Any]) 
         kubernetes_validate.validate(broken, kubernetes_validate.latest_version(), strict=True)
 
 
-# The seed's Deployment example (spec/seed-architecture.md), verbatim.
+# The documented minimal Deployment, verbatim.
 SEED_DEPLOYMENT = """\
 apiVersion: apps/v1
 kind: Deployment

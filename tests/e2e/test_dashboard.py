@@ -22,7 +22,7 @@ import pytest
 
 from tests._servers import RunningServer, api_server
 from tests.conftest import IN_CI
-from xray.cli._demo import DemoSummary, run_demos
+from xray.demo import DemoSummary, run_demos
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -1,4 +1,4 @@
-"""What a decorated function, a step block and a run record (DESIGN §5)."""
+"""What a decorated function, a step block and a run record."""
 
 from __future__ import annotations
 

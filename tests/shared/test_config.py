@@ -254,7 +254,7 @@ def test_base_url_must_be_http(tmp_path: Path) -> None:
 
 
 def test_seed_example_config_loads_verbatim(tmp_path: Path) -> None:
-    # The seed's "Configuration" section, character for character.
+    # The documented configuration example, character for character.
     write(
         tmp_path / "xray.config.yaml",
         "# SDK configuration\n"

@@ -1,4 +1,4 @@
-"""The fixed vocabularies are contract (DESIGN §3-4): their wire values never change."""
+"""The fixed vocabularies are a public contract: their wire values never change."""
 
 from __future__ import annotations
 

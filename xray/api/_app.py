@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from pydantic.json_schema import models_json_schema
 from starlette.middleware import Middleware
 
@@ -34,6 +35,7 @@ __all__ = ["create_app"]
 
 logger = logging.getLogger("xray.api")
 
+DOCS_ASSETS_URL = "/static/docs"
 MIGRATION_RETRY_MAX_S = 10.0
 RETENTION_INTERVAL_S = 3600.0
 
@@ -157,7 +159,11 @@ def create_app(config: APIConfig | None = None) -> FastAPI:
         'X-Ray'
     """
     config = config or APIConfig()
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their scripts and styles from the package, under
+    # /static/docs/ (public, like the dashboard's files), so they work offline.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS_URL,
+        favicon_url="/static/logo.svg",
         title="X-Ray",
         version=__version__,
         description=_DESCRIPTION,

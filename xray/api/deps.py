@@ -14,6 +14,7 @@ from xray.api.errors import APIError
 
 __all__ = [
     "Cursor",
+    "DecisionLimit",
     "Limit",
     "MetadataFilters",
     "SessionDep",
@@ -79,3 +80,5 @@ Cursor = Annotated[
     Query(description="`next_cursor` of the previous page, unchanged.", max_length=4096),
 ]
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page (1-500).")]
+# Decisions are small rows: their pages may be longer.
+DecisionLimit = Annotated[int, Query(ge=1, le=1000, description="Items per page (1-1000).")]

@@ -1,4 +1,4 @@
-"""The one seam where failures become HTTP answers (STYLE §6).
+"""The one seam where failures become HTTP answers.
 
 Every non-2xx answer has the same JSON body::
 

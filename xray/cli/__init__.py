@@ -7,7 +7,6 @@ Example:
 """
 
 from xray.cli._app import build_parser, main
-from xray.cli._demo import DemoRun, DemoSummary, run_demos
 from xray.cli._errors import CLIError
 
-__all__ = ["CLIError", "DemoRun", "DemoSummary", "build_parser", "main", "run_demos"]
+__all__ = ["CLIError", "build_parser", "main"]

@@ -25,7 +25,9 @@ from xray.cli._queries import (
     parse_rate,
     parse_time,
 )
+from xray.demo import RUNS_PER_PIPELINE
 from xray.shared import (
+    APIConfig,
     ConfigError,
     ConfigNotFoundError,
     RunStatus,
@@ -35,6 +37,9 @@ from xray.shared import (
 )
 
 __all__ = ["build_parser", "main"]
+
+_DEFAULT_BASE_URL: str = SDKConfig.model_fields["base_url"].default
+_DEFAULT_PORT: int = APIConfig.model_fields["port"].default
 
 DESCRIPTION = """\
 X-Ray: see why a multi-step pipeline produced its output.
@@ -78,7 +83,7 @@ def _connection_options() -> _Parser:
     group.add_argument(
         "--url",
         default=argparse.SUPPRESS,
-        help="API base URL (default: XRAY_BASE_URL, sdk.base_url, http://localhost:8000)",
+        help=f"API base URL (default: XRAY_BASE_URL, sdk.base_url, {_DEFAULT_BASE_URL})",
     )
     group.add_argument(
         "--api-key",
@@ -214,11 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     p.add_argument(
-        "--port", type=int, default=None, help="port (default 8000, or a free one if 8000 is taken)"
+        "--port",
+        type=int,
+        default=None,
+        help=f"port (default {_DEFAULT_PORT}, or a free one if it is taken)",
     )
     p.add_argument("--database-url", help="use this database instead of a fresh SQLite file")
     p.add_argument("--dir", default=".xray-demo", help="where the demo database and server log go")
-    p.add_argument("--runs", type=_positive, default=12, help="runs per pipeline (default 12)")
+    p.add_argument(
+        "--runs",
+        type=_positive,
+        default=RUNS_PER_PIPELINE,
+        help=f"runs per pipeline (default {RUNS_PER_PIPELINE})",
+    )
     p.add_argument("--seed", type=int, default=1, help="seed of the random pipelines (default 1)")
     p.add_argument(
         "--no-serve",
@@ -233,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", parents=[server], help="run the API server (same as python -m xray.api)"
     )
     p.add_argument("--host", help="default: XRAY_HOST, api.host, 127.0.0.1")
-    p.add_argument("--port", type=int, help="default: XRAY_PORT, api.port, 8000")
+    p.add_argument("--port", type=int, help=f"default: XRAY_PORT, api.port, {_DEFAULT_PORT}")
 
     db = sub.add_parser("db", help="database administration")
     db_sub = db.add_subparsers(

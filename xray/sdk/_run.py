@@ -38,7 +38,7 @@ _UNSET: Any = object()
 
 
 class Run:
-    """One execution of a pipeline (DESIGN §3). Get it from ``client.run(...)``.
+    """One execution of a pipeline. Get it from ``client.run(...)``.
 
     Example:
         >>> with client.run("competitor-selection", metadata={"seller": 7}) as run:  # doctest: +SKIP

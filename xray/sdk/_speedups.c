@@ -9,7 +9,7 @@
  * Python wrapper, so the two paths cannot disagree on the rare cases.
  *
  * Why C at all: in Python, building the step object, the context switch and the
- * hand-off cost about 4x a minimal recorder (bench/sdk_overhead.py); the issue's goal is
+ * hand-off cost about 4x a minimal recorder (bench/sdk_overhead.py); the target is
  * 2x. Here the call passes its arguments through without repacking them (vectorcall),
  * the step is filled field by field, and the context variable is switched by the C API.
  */

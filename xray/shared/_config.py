@@ -63,7 +63,7 @@ DEFAULT_REDACT_KEYS: tuple[str, ...] = (
 
 Section = Literal["sdk", "api"]
 
-# Environment variable -> (section, key, kind). The seed's Compose file sets DATABASE_URL;
+# Environment variable -> (section, key, kind). Compose and Kubernetes set DATABASE_URL;
 # the rest follow the XRAY_ prefix.
 ENV_OVERRIDES: dict[str, tuple[Section, str, str]] = {
     "DATABASE_URL": ("api", "database_url", "str"),

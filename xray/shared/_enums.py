@@ -12,7 +12,7 @@ __all__ = ["Decision", "DetailLevel", "RunStatus", "StepStatus", "StepType"]
 
 
 class StepType(StrEnum):
-    """What kind of decision point a step is (contract, DESIGN §3).
+    """What kind of decision point a step is (a public contract: the values never change).
 
     The vocabulary is small on purpose: it is what makes cross-pipeline queries such as
     "every filter step that eliminated more than 90%" work for pipelines nobody has seen.
@@ -66,7 +66,7 @@ class Decision(StrEnum):
 
 
 class DetailLevel(StrEnum):
-    """How much of a step's per-candidate decisions is stored (DESIGN §4).
+    """How much of a step's per-candidate decisions is stored.
 
     ``summary`` keeps counts, params, reasoning and reason counts (O(1) per step);
     ``sampled`` adds every accepted/selected candidate and up to N rejected per reason;

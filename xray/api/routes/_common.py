@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import Query
 
 from xray.api.errors import ErrorBody
+from xray.shared._wire import MAX_NAME_LENGTH
 
-__all__ = ["ERRORS", "MaxRate", "MinRate", "Since", "Until", "errors"]
+__all__ = ["ERRORS", "MaxRate", "MinRate", "NameFilter", "Since", "Until", "errors"]
 
 _DESCRIPTIONS = {
     400: "Malformed request (bad JSON, bad cursor).",
@@ -41,6 +42,8 @@ MinRate = Annotated[
     float | None,
     Query(allow_inf_nan=False, description="Elimination rate at least (1 - out/in)."),
 ]
+# A pipeline or step name to filter on: no longer than a stored one can be.
+NameFilter = Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)]
 MaxRate = Annotated[
     float | None, Query(allow_inf_nan=False, description="Elimination rate at most.")
 ]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from xray.api.deps import Cursor, SessionDep
+from xray.api.deps import Cursor, DecisionLimit, SessionDep
 from xray.api.routes._common import ERRORS
 from xray.api.services import queries
 from xray.shared import DecisionOut, Page
@@ -30,7 +30,7 @@ async def candidate_decisions(
     ],
     run_id: uuid.UUID | None = None,
     pipeline: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000, description="Items per page (1-1000).")] = 100,
+    limit: DecisionLimit = 100,
     cursor: Cursor = None,
 ) -> Page[DecisionOut]:
     return await queries.candidate_decisions(

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 
+from xray.api.dashboard import STATIC_DIR
 from xray.api.errors import APIError
 
-__all__ = ["STATIC_DIR", "mount_dashboard", "router"]
-
-STATIC_DIR = Path(__file__).resolve().parent.parent / "dashboard" / "static"
+__all__ = ["mount_dashboard", "router"]
 
 router = APIRouter(include_in_schema=False)
 

@@ -5,19 +5,25 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from xray.api.deps import Cursor, Limit, MetadataFilters, SessionDep
 from xray.api.errors import APIError
-from xray.api.routes._common import ERRORS, MaxRate, MinRate, Since, Until, errors
+from xray.api.routes._common import (
+    ERRORS,
+    MaxRate,
+    MinRate,
+    NameFilter,
+    Since,
+    Until,
+    errors,
+)
 from xray.api.services import queries
 from xray.shared import Page, RunDetailOut, RunOut, RunStatus, StepType
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["runs"])
-
-_NAME = Query(max_length=200)
 
 
 @router.get(
@@ -35,12 +41,12 @@ _NAME = Query(max_length=200)
 async def list_runs(
     session: SessionDep,
     metadata: MetadataFilters,
-    pipeline: Annotated[str | None, _NAME] = None,
+    pipeline: NameFilter = None,
     status: RunStatus | None = None,
     since: Since = None,
     until: Until = None,
     step_type: StepType | None = None,
-    step_name: Annotated[str | None, _NAME] = None,
+    step_name: NameFilter = None,
     min_elimination_rate: MinRate = None,
     max_elimination_rate: MaxRate = None,
     limit: Limit = 50,

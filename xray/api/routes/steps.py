@@ -7,9 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from xray.api.deps import Cursor, Limit, SessionDep
+from xray.api.deps import Cursor, DecisionLimit, Limit, SessionDep
 from xray.api.errors import APIError
-from xray.api.routes._common import ERRORS, MaxRate, MinRate, Since, Until, errors
+from xray.api.routes._common import (
+    ERRORS,
+    MaxRate,
+    MinRate,
+    NameFilter,
+    Since,
+    Until,
+    errors,
+)
 from xray.api.services import queries
 from xray.shared import Decision, DecisionOut, Page, RunStatus, StepOut, StepType
 
@@ -17,7 +25,6 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["steps"])
 
-_NAME = Query(max_length=200)
 _StepId = Annotated[uuid.UUID, Path(description="The step's id.")]
 
 
@@ -32,8 +39,8 @@ _StepId = Annotated[uuid.UUID, Path(description="The step's id.")]
 async def list_steps(
     session: SessionDep,
     type: StepType | None = None,
-    name: Annotated[str | None, _NAME] = None,
-    pipeline: Annotated[str | None, _NAME] = None,
+    name: NameFilter = None,
+    pipeline: NameFilter = None,
     run_id: uuid.UUID | None = None,
     status: RunStatus | None = None,
     min_elimination_rate: MinRate = None,
@@ -86,7 +93,7 @@ async def list_step_decisions(
     decision: Decision | None = None,
     reason: Annotated[str | None, Query(max_length=500)] = None,
     candidate_key: Annotated[str | None, Query(max_length=512)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000, description="Items per page (1-1000).")] = 100,
+    limit: DecisionLimit = 100,
     cursor: Cursor = None,
 ) -> Page[DecisionOut]:
     page = await queries.list_step_decisions(

@@ -1,4 +1,4 @@
-"""The read side: every list filter of DESIGN §7, keyset-paginated, in a stable order.
+"""The read side: every list filter of the HTTP API, keyset-paginated, in a stable order.
 
 Hot queries read one table each: steps and decisions carry copies of ``pipeline``,
 ``run_id`` and start times, so filtering and ordering need no join. Every value from the
