@@ -12,7 +12,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xray.api._state import AppState, AuthResult
-from xray.api.errors import error_response
+from xray.api.errors import FieldError, error_response
 
 __all__ = [
     "AuthMiddleware",
@@ -23,6 +23,9 @@ __all__ = [
 ]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+# More query parameters than any endpoint reads (each is parsed, and metadata.* filters
+# become SQL conditions): refused before any of that work.
+MAX_QUERY_PARAMETERS = 100
 
 _PUBLIC = frozenset(
     {
@@ -146,8 +149,9 @@ def decode_gzip(data: bytes, max_bytes: int) -> bytes:
 
 
 class RequestLimitsMiddleware:
-    """Refuse URLs with NUL characters (400) and refuse bodies above ``max_bytes`` (413), before and after gzip decoding, and hand the
-    app the decoded body (``Content-Encoding: gzip`` is what the SDK sends)."""
+    """Refuse URLs with NUL characters or more than ``MAX_QUERY_PARAMETERS`` parameters
+    (400) and bodies above ``max_bytes`` (413), before and after gzip decoding, and hand
+    the app the decoded body (``Content-Encoding: gzip`` is what the SDK sends)."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -168,6 +172,15 @@ class RequestLimitsMiddleware:
                 scope, receive, send
             )
             return
+        query = scope.get("query_string", b"")
+        if query.count(b"&") >= MAX_QUERY_PARAMETERS:
+            count = sum(1 for part in query.split(b"&") if part)
+            if count > MAX_QUERY_PARAMETERS:
+                problem = f"at most {MAX_QUERY_PARAMETERS} query parameters (got {count})"
+                await error_response(
+                    400, f"query: {problem}", fields=[FieldError(field="query", message=problem)]
+                )(scope, receive, send)
+                return
         if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
