@@ -22,9 +22,9 @@ from tests.conftest import _pg_admin
 DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-def fresh_database(request: pytest.FixtureRequest, workdir: Path) -> Iterator[str]:
-    """Yield the SQLAlchemy URL of a new empty database of kind ``request.param``."""
-    if request.param == "sqlite":
+def fresh_database(kind: str, request: pytest.FixtureRequest, workdir: Path) -> Iterator[str]:
+    """Yield the SQLAlchemy URL of a new empty database, ``kind`` "sqlite" or "postgres"."""
+    if kind == "sqlite":
         workdir.mkdir(parents=True, exist_ok=True)
         yield f"sqlite+aiosqlite:///{workdir / 'xray.db'}"
         return

@@ -27,7 +27,7 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     workdir = tmp_path_factory.mktemp("hostile")
-    for database_url in fresh_database(request, workdir):
+    for database_url in fresh_database(request.param, request, workdir):
         with api_server(database_url, workdir=workdir) as running:
             yield running
 

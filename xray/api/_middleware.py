@@ -82,8 +82,9 @@ class AuthMiddleware:
         if state is None:  # not started through the lifespan
             await error_response(503, "the server is starting; retry shortly")(scope, receive, send)
             return
-        await state.keys.refresh(state.sessions)
-        result = state.keys.check(_presented_key(scope))
+        # The database did not answer the key refresh: the request would wait for it again.
+        reachable = await state.keys.refresh(state.sessions)
+        result = state.keys.check(_presented_key(scope)) if reachable else AuthResult.UNAVAILABLE
         if result is AuthResult.ALLOWED:
             await self.app(scope, receive, send)
             return

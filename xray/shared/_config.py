@@ -159,8 +159,8 @@ class APIConfig(_Section):
     # Seconds. Every database operation is bounded, so a database that stops answering
     # costs a request at most these before it answers 503: connecting (and waiting for a
     # pooled connection), and each statement (SQLite: waiting for the write lock).
-    database_connect_timeout: float = Field(3.0, gt=0, le=600)
-    database_statement_timeout: float = Field(5.0, gt=0, le=3600)
+    database_connect_timeout: float = Field(2.0, gt=0, le=600)
+    database_statement_timeout: float = Field(3.0, gt=0, le=3600)
 
     @field_validator("api_keys")
     @classmethod

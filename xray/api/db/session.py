@@ -20,8 +20,8 @@ from xray.api.db._stored_json import load_stored_json
 __all__ = ["create_engine", "is_sqlite", "session_factory"]
 
 # Defaults of api.database_connect_timeout and api.database_statement_timeout.
-CONNECT_TIMEOUT_S = 3.0
-STATEMENT_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 2.0
+STATEMENT_TIMEOUT_S = 3.0
 
 
 def is_sqlite(database_url: str) -> bool:
