@@ -42,6 +42,8 @@ MEANINGS: dict[str, str] = {
     "api.max_body_bytes": "Largest request body, after gzip decompression (413 above).",
     "api.run_migrations": "Migrate the database at start-up; `false` where a Job runs `xray db upgrade`.",
     "api.retention_days": "Delete runs (with their steps and decisions) started more than this many days ago, checked hourly; `null` keeps everything.",
+    "api.database_connect_timeout": "Seconds to open a database connection or wait for a pooled one; past it the request answers 503.",
+    "api.database_statement_timeout": "Seconds one database statement may take (SQLite: waiting for the write lock); past it the request answers 503.",
 }
 
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (("sdk", SDKConfig), ("api", APIConfig))
