@@ -81,8 +81,26 @@ def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+_SCALARS = (str, int, float, bool, type(None))
+# A mapping of at most this many scalars, each key and string at most _SHORT characters, is
+# one level deep and (even at 6 bytes per escaped character) far below MAX_JSON_BYTES: the
+# usual shape of attributes, params and metadata skips the walk and the serialisation.
+_FLAT_ITEMS = 64
+_SHORT = 1024
+
+
+def _is_small_flat_mapping(value: Any) -> bool:
+    if type(value) is not dict or len(value) > _FLAT_ITEMS:
+        return False
+    for key, item in value.items():
+        kind = type(item)
+        if kind not in _SCALARS or len(key) > _SHORT or (kind is str and len(item) > _SHORT):
+            return False
+    return True
+
+
 def _bounded_json(value: Any) -> Any:
-    if value is None or type(value) in (bool, int, float) or value == {}:
+    if value is None or type(value) in (bool, int, float) or _is_small_flat_mapping(value):
         return value
     if json_too_deep(value):
         raise PydanticCustomError(
