@@ -48,21 +48,20 @@ class KeyCache:
     db_has_keys: bool = False
     loaded_at: float = float("-inf")
     failed_at: float = float("-inf")
-    retry_after: float = 1.0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> bool:
         """Re-read the stored keys when due; ``False`` when the database did not answer
         (this call's attempt, or the one it queued behind)."""
-        if not self._due():
+        if time.monotonic() - self.loaded_at < self.ttl:
             return True
+        queued_at = time.monotonic()
         async with self._lock:
-            now = time.monotonic()
-            if now - self.failed_at < self.retry_after:
+            if self.failed_at >= queued_at:
                 # The attempt this request queued behind failed: during an outage, every
                 # queued request trying again would make the n-th wait n timeouts.
                 return False
-            if now - self.loaded_at < self.ttl:
+            if time.monotonic() - self.loaded_at < self.ttl:
                 return True
             try:
                 async with sessions() as session:
@@ -74,10 +73,6 @@ class KeyCache:
                 self.failed_at = time.monotonic()
                 logger.debug("cannot read API keys: %s", exc.__class__.__name__)
                 return False
-
-    def _due(self) -> bool:
-        now = time.monotonic()
-        return now - self.loaded_at >= self.ttl and now - self.failed_at >= self.retry_after
 
     def check(self, presented: str | None) -> AuthResult:
         required = bool(self.config_keys) or self.db_hashes is None or self.db_has_keys
