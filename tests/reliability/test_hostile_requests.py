@@ -331,3 +331,12 @@ def test_body_dates_out_of_range_are_400_naming_the_field(
 def test_the_server_is_still_whole_afterwards(http: httpx.Client, server: RunningServer) -> None:
     assert http.get("/readyz").status_code == 200
     assert "Traceback" not in server.log()
+
+
+def test_the_reply_stays_small_when_offending_keys_are_long(http: httpx.Client) -> None:
+    r = run(pipeline=_pipeline())
+    s = step(r["id"], reason_counts={"k" * 50_000 + str(i): "many" for i in range(30)})
+    response = http.post("/batch", json={"runs": [r], "steps": [s]})
+    assert response.status_code == 422
+    assert len(response.content) < 20_000
+    assert all(f.startswith("steps[0].reason_counts.kkk") for f in _fields(response))

@@ -142,6 +142,10 @@ def error_response(
     )
 
 
+# A path names a field; a client-chosen key in it (a metadata or reason key) may be long.
+_MAX_PATH = 300
+
+
 def _field_path(loc: Iterable[Any], prefix: str = "") -> str:
     path = prefix
     for part in loc:
@@ -149,6 +153,8 @@ def _field_path(loc: Iterable[Any], prefix: str = "") -> str:
             path += f"[{part}]"
         else:
             path += f".{part}" if path else str(part)
+    if len(path) > _MAX_PATH:
+        path = path[: _MAX_PATH - 3] + "..."
     return path or "body"
 
 
