@@ -43,6 +43,8 @@ MEANINGS: dict[str, str] = {
     "api.run_migrations": "Migrate the database at start-up; `false` where a Job runs `xray db upgrade`.",
     "api.retention_days": "Delete runs (with their steps and decisions) started more than this many days ago, checked hourly; `null` keeps everything.",
     "api.trace_url_template": "Link from a run recorded inside an OpenTelemetry span to your tracing UI: a URL with `{trace_id}` (and `{span_id}`); `null` shows no link.",
+    "api.database_connect_timeout": "Seconds to open a database connection or wait for a pooled one; past it the request answers 503.",
+    "api.database_statement_timeout": "Seconds one database statement may take (SQLite: waiting for the write lock); past it the request answers 503.",
 }
 
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (("sdk", SDKConfig), ("api", APIConfig))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -13,6 +14,8 @@ import pytest
 
 from tests.api._data import decision, ids, new_id, run, step
 from tests.api.conftest import ClientFactory
+from xray.api import create_app
+from xray.shared import APIConfig
 
 INGEST = ["/batch", "/runs", f"/runs/{new_id()}/steps"]
 
@@ -366,3 +369,24 @@ async def test_dates_that_overflow_in_utc_are_400(client: httpx.AsyncClient, whe
     response = await client.post("/runs", json=run(started_at=when))
     assert response.status_code == 400
     assert "out of range" in response.json()["message"]
+
+
+async def test_only_database_failures_answer_503(tmp_path: Path) -> None:
+    # A file or socket error outside the database is a bug (500), not an outage (503).
+    app = create_app(APIConfig(database_url=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"))
+
+    @app.get("/file")
+    def missing_file() -> None:
+        (tmp_path / "no-such-file").read_bytes()
+
+    @app.get("/slow")
+    async def slow() -> None:
+        raise TimeoutError("an HTTP call elsewhere timed out")
+
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for path in ("/file", "/slow"):
+                response = await client.get(path)
+                assert response.status_code == 500, path
+                assert response.json()["error"] == "internal_error"

@@ -83,7 +83,11 @@ async def _retention_loop(state: AppState, days: float) -> None:
 def _lifespan(config: APIConfig) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(config.database_url)
+        engine = create_engine(
+            config.database_url,
+            connect_timeout=config.database_connect_timeout,
+            statement_timeout=config.database_statement_timeout,
+        )
         state = AppState(
             config=config,
             engine=engine,

@@ -12,9 +12,20 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xray.api._state import AppState, AuthResult
-from xray.api.errors import error_response
+from xray.api.errors import FieldError, error_response
 
-__all__ = ["AuthMiddleware", "RequestLimitsMiddleware", "is_public_path"]
+__all__ = [
+    "AuthMiddleware",
+    "BodyTooLarge",
+    "RequestLimitsMiddleware",
+    "decode_gzip",
+    "is_public_path",
+]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+# More query parameters than any endpoint reads (each is parsed, and metadata.* filters
+# become SQL conditions): refused before any of that work.
+MAX_QUERY_PARAMETERS = 100
 
 _PUBLIC = frozenset(
     {
@@ -71,8 +82,9 @@ class AuthMiddleware:
         if state is None:  # not started through the lifespan
             await error_response(503, "the server is starting; retry shortly")(scope, receive, send)
             return
-        await state.keys.refresh(state.sessions)
-        result = state.keys.check(_presented_key(scope))
+        # The database did not answer the key refresh: the request would wait for it again.
+        reachable = await state.keys.refresh(state.sessions)
+        result = state.keys.check(_presented_key(scope)) if reachable else AuthResult.UNAVAILABLE
         if result is AuthResult.ALLOWED:
             await self.app(scope, receive, send)
             return
@@ -92,9 +104,55 @@ class AuthMiddleware:
         await response(scope, receive, send)
 
 
+class BodyTooLarge(ValueError):
+    """The decoded body would be larger than the limit."""
+
+
+def decode_gzip(data: bytes, max_bytes: int) -> bytes:
+    """Decode a whole gzip body: every member, to the last byte.
+
+    A body of several members (what ``cat a.gz b.gz`` and some proxies produce) decodes
+    to their concatenation; anything after the last member, a truncated member or bytes
+    that are not gzip raise ``ValueError`` with a message for the client, so no part of a
+    body is ever silently dropped. Output is bounded: ``BodyTooLarge`` as soon as it
+    would pass ``max_bytes`` (a decompression bomb stops there).
+
+    Example:
+        >>> import gzip
+        >>> decode_gzip(gzip.compress(b"a") + gzip.compress(b"b"), 100)
+        b'ab'
+    """
+    parts: list[bytes] = []
+    size = 0
+    remaining = data
+    while True:
+        decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            # max_length bounds the work: decoding stops one byte past the limit.
+            part = decoder.decompress(remaining, max_bytes - size + 1)
+        except zlib.error:
+            raise ValueError(
+                "not valid gzip" if not parts else "not valid gzip after its first member"
+            ) from None
+        size += len(part)
+        if size > max_bytes:
+            raise BodyTooLarge(max_bytes)
+        parts.append(part)
+        if not decoder.eof:
+            raise ValueError("truncated gzip")
+        remaining = decoder.unused_data
+        if not remaining:
+            return b"".join(parts)
+        if not remaining.startswith(_GZIP_MAGIC):
+            raise ValueError(
+                f"gzip followed by {len(remaining)} bytes that are not gzip; send only the stream"
+            )
+
+
 class RequestLimitsMiddleware:
-    """Refuse URLs with NUL characters (400) and refuse bodies above ``max_bytes`` (413), before and after gzip decoding, and hand the
-    app the decoded body (``Content-Encoding: gzip`` is what the SDK sends)."""
+    """Refuse URLs with NUL characters or more than ``MAX_QUERY_PARAMETERS`` parameters
+    (400) and bodies above ``max_bytes`` (413), before and after gzip decoding, and hand
+    the app the decoded body (``Content-Encoding: gzip`` is what the SDK sends)."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -115,6 +173,15 @@ class RequestLimitsMiddleware:
                 scope, receive, send
             )
             return
+        query = scope.get("query_string", b"")
+        if query.count(b"&") >= MAX_QUERY_PARAMETERS:
+            count = sum(1 for part in query.split(b"&") if part)
+            if count > MAX_QUERY_PARAMETERS:
+                problem = f"at most {MAX_QUERY_PARAMETERS} query parameters (got {count})"
+                await error_response(
+                    400, f"query: {problem}", fields=[FieldError(field="query", message=problem)]
+                )(scope, receive, send)
+                return
         if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
@@ -139,22 +206,13 @@ class RequestLimitsMiddleware:
         body = b"".join(chunks)
         encoding = (_header(scope, b"content-encoding") or "identity").strip().lower()
         if encoding == "gzip":
-            decoder = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
             try:
-                # max_length bounds the work: a decompression bomb stops at the limit.
-                body = decoder.decompress(body, self.max_bytes + 1)
-            except zlib.error:
-                await error_response(400, "the request body is not valid gzip")(
-                    scope, receive, send
-                )
-                return
-            if len(body) > self.max_bytes:
+                body = decode_gzip(body, self.max_bytes)
+            except BodyTooLarge:
                 await self._too_large(" (decompressed)")(scope, receive, send)
                 return
-            if not decoder.eof:
-                await error_response(400, "the request body is truncated gzip")(
-                    scope, receive, send
-                )
+            except ValueError as exc:
+                await error_response(400, f"the request body is {exc}")(scope, receive, send)
                 return
         elif encoding not in ("identity", ""):
             await error_response(

@@ -47,21 +47,32 @@ class KeyCache:
     db_hashes: frozenset[str] | None = None
     db_has_keys: bool = False
     loaded_at: float = float("-inf")
+    failed_at: float = float("-inf")
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> bool:
+        """Re-read the stored keys when due; ``False`` when the database did not answer
+        (this call's attempt, or the one it queued behind)."""
         if time.monotonic() - self.loaded_at < self.ttl:
-            return
+            return True
+        queued_at = time.monotonic()
         async with self._lock:
+            if self.failed_at >= queued_at:
+                # The attempt this request queued behind failed: during an outage, every
+                # queued request trying again would make the n-th wait n timeouts.
+                return False
             if time.monotonic() - self.loaded_at < self.ttl:
-                return
+                return True
             try:
                 async with sessions() as session:
                     self.db_hashes, self.db_has_keys = await active_key_hashes(session)
                 self.loaded_at = time.monotonic()
+                return True
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
                 # Keep the last known set; with none known, fail closed (see check()).
+                self.failed_at = time.monotonic()
                 logger.debug("cannot read API keys: %s", exc.__class__.__name__)
+                return False
 
     def check(self, presented: str | None) -> AuthResult:
         required = bool(self.config_keys) or self.db_hashes is None or self.db_has_keys

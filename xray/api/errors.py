@@ -4,12 +4,15 @@ Every non-2xx answer has the same JSON body::
 
     {"error": "validation_error", "message": "steps[0].type: ...", "fields": [...]}
 
-Database connection failures become 503 ``database_unavailable`` (the SDK retries those);
-bad input becomes 400 or 422 naming the field; nothing a client sends yields a 500.
+Database failures (and only those) become 503 ``database_unavailable`` with
+``Retry-After`` (the SDK retries those); bad input becomes 400 or 422 naming the field,
+with at most ``MAX_FIELD_ERRORS`` entries and the total in ``fields_total``; nothing a
+client sends yields a 500.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -30,8 +33,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 __all__ = [
+    "MAX_FIELD_ERRORS",
     "SCHEMA_MISSING_MESSAGE",
     "APIError",
+    "DatabaseUnavailableError",
     "ErrorBody",
     "FieldError",
     "error_response",
@@ -42,6 +47,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger("xray.api")
+
+# An error reply names at most this many fields (and says how many there were), so its
+# size does not grow with the number of invalid items in a request.
+MAX_FIELD_ERRORS = 20
+# Validation error types that mean "cannot be interpreted" (400) rather than "invalid" (422).
+_BAD_REQUEST_TYPES = frozenset({"datetime_out_of_range"})
 
 _CODES = {
     400: "bad_request",
@@ -68,7 +79,14 @@ class ErrorBody(BaseModel):
 
     error: str = Field(examples=["validation_error"])
     message: str = Field(examples=["steps[0].type: Input should be 'llm', 'retrieval', ..."])
-    fields: list[FieldError] = Field(default_factory=list)
+    fields: list[FieldError] = Field(
+        default_factory=list, description=f"At most {MAX_FIELD_ERRORS} offending fields."
+    )
+    fields_total: int | None = Field(
+        None,
+        description="With `fields`: how many offending fields were found (may exceed "
+        "the entries listed).",
+    )
 
 
 class APIError(Exception):
@@ -85,14 +103,22 @@ class APIError(Exception):
         *,
         code: str | None = None,
         fields: Sequence[FieldError] = (),
+        fields_total: int | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code or _CODES.get(status_code, "error")
         self.message = message
-        self.fields = list(fields)
+        self.fields = list(fields[:MAX_FIELD_ERRORS])
+        self.fields_total = len(fields) if fields_total is None else fields_total
         self.headers = headers
+
+
+class DatabaseUnavailableError(Exception):
+    """A database operation failed for want of the database (refused, timed out, cut off):
+    raised by the session seam in ``deps`` from the driver's own ``OSError`` or
+    ``TimeoutError``, so that only database failures answer 503."""
 
 
 def error_response(
@@ -101,13 +127,23 @@ def error_response(
     *,
     code: str | None = None,
     fields: Sequence[FieldError] = (),
+    fields_total: int | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """The JSON answer for an error (also used by the pure-ASGI middleware)."""
     body = ErrorBody(
-        error=code or _CODES.get(status_code, "error"), message=message, fields=list(fields)
+        error=code or _CODES.get(status_code, "error"),
+        message=message,
+        fields=list(fields[:MAX_FIELD_ERRORS]),
+        fields_total=(len(fields) if fields_total is None else fields_total) if fields else None,
     )
-    return JSONResponse(body.model_dump(), status_code=status_code, headers=headers)
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=status_code, headers=headers
+    )
+
+
+# A path names a field; a client-chosen key in it (a metadata or reason key) may be long.
+_MAX_PATH = 300
 
 
 def _field_path(loc: Iterable[Any], prefix: str = "") -> str:
@@ -117,13 +153,16 @@ def _field_path(loc: Iterable[Any], prefix: str = "") -> str:
             path += f"[{part}]"
         else:
             path += f".{part}" if path else str(part)
+    if len(path) > _MAX_PATH:
+        path = path[: _MAX_PATH - 3] + "..."
     return path or "body"
 
 
 def field_errors(errors: Iterable[Any], *, prefix: str = "", skip: int = 0) -> list[FieldError]:
-    """Pydantic error dicts as ``FieldError``s; ``skip`` drops leading loc parts."""
+    """The first ``MAX_FIELD_ERRORS`` pydantic error dicts as ``FieldError``s; ``skip``
+    drops leading loc parts."""
     result: list[FieldError] = []
-    for error in errors:
+    for error in itertools.islice(errors, MAX_FIELD_ERRORS):
         loc = tuple(error.get("loc", ()))[skip:]
         message = str(error.get("msg", "invalid value"))
         # Say what was sent for short scalar values; never echo large payloads.
@@ -134,16 +173,33 @@ def field_errors(errors: Iterable[Any], *, prefix: str = "", skip: int = 0) -> l
     return result
 
 
-def validation_error(errors: list[FieldError]) -> APIError:
-    """A 422 whose message names the first offending field."""
+def validation_error(
+    errors: Sequence[FieldError], *, total: int | None = None, status_code: int = 422
+) -> APIError:
+    """A 422 (or ``status_code``) whose message names the first offending field; ``total``
+    counts every offending field when ``errors`` holds only the first ones."""
+    total = len(errors) if total is None else max(total, len(errors))
     first = errors[0] if errors else FieldError(field="body", message="invalid")
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return APIError(422, f"{first.field}: {first.message}{more}", fields=errors)
+    more = f" (and {total - 1} more)" if total > 1 else ""
+    return APIError(
+        status_code, f"{first.field}: {first.message}{more}", fields=errors, fields_total=total
+    )
 
 
-def from_validation_error(exc: ValidationError, *, prefix: str = "") -> APIError:
-    """A pydantic ``ValidationError`` on a request body as a 422."""
-    return validation_error(field_errors(exc.errors(), prefix=prefix))
+def _status_for(errors: Sequence[Any]) -> int:
+    types = {error.get("type") for error in errors}
+    return 400 if types and types <= _BAD_REQUEST_TYPES else 422
+
+
+def from_validation_error(exc: ValidationError, *, prefix: str = "", skip: int = 0) -> APIError:
+    """A pydantic ``ValidationError`` as a 422 (400 for dates outside the calendar)."""
+    # Bodies are validated fail-fast (see the wire models), so errors() stays small.
+    errors = exc.errors(include_url=False, include_context=False)
+    return validation_error(
+        field_errors(errors, prefix=prefix, skip=skip),
+        total=exc.error_count(),
+        status_code=_status_for(errors),
+    )
 
 
 # PostgreSQL SQLSTATEs that mean "cannot talk to the database now": connection exceptions
@@ -213,7 +269,12 @@ def _is_bad_value(exc: BaseException) -> bool:
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, APIError)
     return error_response(
-        exc.status_code, exc.message, code=exc.code, fields=exc.fields, headers=exc.headers
+        exc.status_code,
+        exc.message,
+        code=exc.code,
+        fields=exc.fields,
+        fields_total=exc.fields_total,
+        headers=exc.headers,
     )
 
 
@@ -234,9 +295,17 @@ async def _request_validation_error(_request: Request, exc: Exception) -> JSONRe
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(400, "the request body is not valid JSON")
     # loc starts with where the value came from ("query", "path", "body"): drop it.
-    fields = field_errors(errors, skip=1)
-    error = validation_error(fields)
-    return error_response(422, error.message, fields=fields)
+    error = validation_error(
+        field_errors(errors, skip=1), total=len(errors), status_code=_status_for(errors)
+    )
+    return await _api_error(_request, error)
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable: %r", exc.__cause__ or exc)
+    return error_response(
+        503, "the database is unavailable right now; retry later", headers={"Retry-After": "1"}
+    )
 
 
 async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -276,7 +345,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(SQLAlchemyError, _database_error)
-    app.add_exception_handler(OSError, _database_error)
-    app.add_exception_handler(TimeoutError, _database_error)
+    app.add_exception_handler(DatabaseUnavailableError, _database_unavailable)
     app.add_exception_handler(OverflowError, _overflow_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -73,6 +73,8 @@ ENV_OVERRIDES: dict[str, tuple[Section, str, str]] = {
     "XRAY_RUN_MIGRATIONS": ("api", "run_migrations", "str"),
     "XRAY_DEBUG": ("api", "debug", "str"),
     "XRAY_TRACE_URL_TEMPLATE": ("api", "trace_url_template", "str"),
+    "XRAY_DATABASE_CONNECT_TIMEOUT": ("api", "database_connect_timeout", "str"),
+    "XRAY_DATABASE_STATEMENT_TIMEOUT": ("api", "database_statement_timeout", "str"),
     "XRAY_BASE_URL": ("sdk", "base_url", "str"),
     "XRAY_API_KEY": ("sdk", "api_key", "str"),
     "XRAY_ENABLED": ("sdk", "enabled", "str"),
@@ -157,6 +159,11 @@ class APIConfig(_Section):
     retention_days: float | None = Field(None, gt=0)
     # A link from a run to the user's tracing UI, e.g. "https://grafana/explore?trace={trace_id}".
     trace_url_template: str | None = None
+    # Seconds. Every database operation is bounded, so a database that stops answering
+    # costs a request at most these before it answers 503: connecting (and waiting for a
+    # pooled connection), and each statement (SQLite: waiting for the write lock).
+    database_connect_timeout: float = Field(2.0, gt=0, le=600)
+    database_statement_timeout: float = Field(3.0, gt=0, le=3600)
 
     @field_validator("api_keys")
     @classmethod

@@ -9,15 +9,18 @@ these models so the two cannot drift.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError, PydanticSerializationError, to_json
 
 from xray.shared._enums import Decision, DetailLevel, RunStatus, StepType
 
 __all__ = [
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
     "MAX_KEY_LENGTH",
     "MAX_NAME_LENGTH",
     "MAX_REASON_LENGTH",
@@ -30,17 +33,111 @@ __all__ = [
     "PipelineOut",
     "RunDetailOut",
     "RunIn",
+    "RunList",
     "RunOut",
     "StepIn",
+    "StepList",
     "StepOut",
+    "UTCDatetime",
+    "json_too_deep",
 ]
 
 MAX_NAME_LENGTH = 200
 MAX_KEY_LENGTH = 512
 MAX_REASON_LENGTH = 500
 MAX_TEXT_LENGTH = 100_000
+# The one rule for every stored JSON value (input, output, params, metadata, decision
+# attributes, sdk, reason_counts): at most this many nested containers, and at most this
+# many bytes as compact JSON. Far above what the SDK sends (its values are previews a few
+# levels deep), far below what breaks a reader (serialisers stop at a few hundred levels).
+MAX_JSON_DEPTH = 32
+MAX_JSON_BYTES = 1_048_576
 
 Item = TypeVar("Item")
+_CONTAINERS = (dict, list)
+
+
+def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``value`` nests more than ``limit`` containers deep.
+
+    Breadth-first over containers only, so a wide value costs one step per container and a
+    deep one stops at ``limit + 1`` levels, however deep it goes.
+
+    Example:
+        >>> json_too_deep({"a": [1, {"b": 2}]}, limit=2), json_too_deep([[[]]], limit=2)
+        (False, True)
+    """
+    level = [value] if type(value) in _CONTAINERS else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        deeper: list[Any] = []
+        for container in level:
+            items = container.values() if type(container) is dict else container
+            deeper.extend(item for item in items if type(item) in _CONTAINERS)
+        level = deeper
+    return False
+
+
+_SCALARS = (str, int, float, bool, type(None))
+# A mapping of at most this many scalars, each key and string at most _SHORT characters, is
+# one level deep and (even at 6 bytes per escaped character) far below MAX_JSON_BYTES: the
+# usual shape of attributes, params and metadata skips the walk and the serialisation.
+_FLAT_ITEMS = 64
+_SHORT = 1024
+
+
+def _is_small_flat_mapping(value: Any) -> bool:
+    if type(value) is not dict or len(value) > _FLAT_ITEMS:
+        return False
+    for key, item in value.items():
+        kind = type(item)
+        if kind not in _SCALARS or len(key) > _SHORT or (kind is str and len(item) > _SHORT):
+            return False
+    return True
+
+
+def _bounded_json(value: Any) -> Any:
+    if value is None or type(value) in (bool, int, float) or _is_small_flat_mapping(value):
+        return value
+    if json_too_deep(value):
+        raise PydanticCustomError(
+            "json_too_deep",
+            "nests deeper than {max_depth} levels",
+            {"max_depth": MAX_JSON_DEPTH},
+        )
+    try:
+        size = len(to_json(value))
+    except PydanticSerializationError:
+        size = MAX_JSON_BYTES + 1
+    if size > MAX_JSON_BYTES:
+        raise PydanticCustomError(
+            "json_too_large",
+            "is larger than {max_bytes} bytes as JSON",
+            {"max_bytes": MAX_JSON_BYTES},
+        )
+    return value
+
+
+def _utc_in_range(value: datetime) -> datetime:
+    # A date at the edge of the calendar can leave it when its offset is applied
+    # (0001-01-01T00:00:00+14:00); the databases store UTC, so refuse it here, by name.
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise PydanticCustomError(
+                "datetime_out_of_range",
+                "is out of range once converted to UTC (years 1-9999)",
+            ) from None
+    return value
+
+
+JSONValue = Annotated[Any, AfterValidator(_bounded_json)]
+JSONObject = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
+UTCDatetime = Annotated[datetime, AfterValidator(_utc_in_range)]
 
 
 class _In(BaseModel):
@@ -64,14 +161,14 @@ class RunIn(_In):
     id: UUID
     pipeline: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     status: RunStatus = RunStatus.RUNNING
-    started_at: datetime
-    ended_at: datetime | None = None
+    started_at: UTCDatetime
+    ended_at: UTCDatetime | None = None
     duration_ms: float | None = Field(None, ge=0)
-    input: Any = None
-    output: Any = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    input: JSONValue = None
+    output: JSONValue = None
+    metadata: JSONObject = Field(default_factory=dict)
     error: ErrorInfo | None = None
-    sdk: dict[str, Any] = Field(default_factory=dict)
+    sdk: JSONObject = Field(default_factory=dict)
 
 
 class DecisionIn(_In):
@@ -82,7 +179,7 @@ class DecisionIn(_In):
     reason: str | None = Field(None, max_length=MAX_REASON_LENGTH)
     score: float | None = None
     rank: int | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JSONObject = Field(default_factory=dict)
 
 
 class StepIn(_In):
@@ -97,33 +194,42 @@ class StepIn(_In):
     parent_id: UUID | None = None
     seq: int = Field(0, ge=0)
     pipeline: str | None = Field(None, min_length=1, max_length=MAX_NAME_LENGTH)
-    run_started_at: datetime | None = None
+    run_started_at: UTCDatetime | None = None
     name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     type: StepType
     status: RunStatus = RunStatus.SUCCESS
-    started_at: datetime
-    ended_at: datetime | None = None
+    started_at: UTCDatetime
+    ended_at: UTCDatetime | None = None
     duration_ms: float | None = Field(None, ge=0)
     input_count: int | None = Field(None, ge=0)
     output_count: int | None = Field(None, ge=0)
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: JSONObject = Field(default_factory=dict)
     reasoning: str | None = None
-    reason_counts: dict[str, int] = Field(default_factory=dict)
-    input: Any = None
-    output: Any = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    reason_counts: Annotated[dict[str, int], AfterValidator(_bounded_json)] = Field(
+        default_factory=dict
+    )
+    input: JSONValue = None
+    output: JSONValue = None
+    metadata: JSONObject = Field(default_factory=dict)
     error: ErrorInfo | None = None
     detail: DetailLevel = DetailLevel.SUMMARY
     candidates_total: int | None = Field(None, ge=0)
     candidates_recorded: int = Field(0, ge=0)
-    decisions: list[DecisionIn] = Field(default_factory=list)
+    # fail_fast: validation stops at the first invalid item of a list, so the work (and
+    # the error reply) is bounded however many invalid items a body holds.
+    decisions: list[DecisionIn] = Field(default_factory=list, fail_fast=True)
 
 
 class BatchIn(_In):
     """What the SDK's transport posts to ``POST /batch``: runs first, then steps."""
 
-    runs: list[RunIn] = Field(default_factory=list)
-    steps: list[StepIn] = Field(default_factory=list)
+    runs: list[RunIn] = Field(default_factory=list, fail_fast=True)
+    steps: list[StepIn] = Field(default_factory=list, fail_fast=True)
+
+
+# A list of runs or steps posted as one body: validated fail-fast, like BatchIn's lists.
+RunList = Annotated[list[RunIn], Field(fail_fast=True)]
+StepList = Annotated[list[StepIn], Field(fail_fast=True)]
 
 
 class BatchResult(BaseModel):

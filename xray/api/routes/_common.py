@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
 
 from xray.api.errors import ErrorBody
-from xray.shared._wire import MAX_NAME_LENGTH
+from xray.shared._wire import MAX_NAME_LENGTH, UTCDatetime
 
 __all__ = ["ERRORS", "MaxRate", "MinRate", "NameFilter", "Since", "Until", "errors"]
 
@@ -32,11 +31,12 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 ERRORS = errors(400, 422)
 
+# UTCDatetime: a date its offset pushes out of the calendar is a 400 naming the parameter.
 Since = Annotated[
-    datetime | None, Query(description="ISO-8601; started at or after (UTC if no zone).")
+    UTCDatetime | None, Query(description="ISO-8601; started at or after (UTC if no zone).")
 ]
 Until = Annotated[
-    datetime | None, Query(description="ISO-8601; started at or before (UTC if no zone).")
+    UTCDatetime | None, Query(description="ISO-8601; started at or before (UTC if no zone).")
 ]
 MinRate = Annotated[
     float | None,

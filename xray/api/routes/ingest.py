@@ -19,6 +19,7 @@ from xray.api.errors import FieldError, validation_error
 from xray.api.routes._common import errors
 from xray.api.services.ingest import ingest
 from xray.shared import BatchIn, BatchResult, RunIn, StepIn
+from xray.shared._wire import RunList, StepList
 
 __all__ = ["REQUEST_MODELS", "router"]
 
@@ -30,8 +31,8 @@ T = TypeVar("T")
 REQUEST_MODELS = (BatchIn, RunIn, StepIn)
 
 _BATCH = TypeAdapter(BatchIn)
-_ONE_RUN, _RUN_LIST = TypeAdapter(RunIn), TypeAdapter(list[RunIn])
-_ONE_STEP, _STEP_LIST = TypeAdapter(StepIn), TypeAdapter(list[StepIn])
+_ONE_RUN, _RUN_LIST = TypeAdapter(RunIn), TypeAdapter[list[RunIn]](RunList)
+_ONE_STEP, _STEP_LIST = TypeAdapter(StepIn), TypeAdapter[list[StepIn]](StepList)
 _INGEST_ERRORS = errors(400, 404, 413, 422)
 
 

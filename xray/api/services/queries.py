@@ -48,6 +48,9 @@ __all__ = [
 T = TypeVar("T")
 
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+# A stored number (a 64-bit integer or a double) is written in fewer characters than this;
+# a longer digit string can only match as text, so it is never converted.
+_MAX_NUMBER_TEXT = 40
 _RUN_KEYS = (
     SortKey(RunRow.started_at, True, "datetime"),
     SortKey(RunRow.id, True, "uuid"),
@@ -77,7 +80,7 @@ def metadata_candidates(value: str) -> list[Any]:
         candidates.append(value == "true")
     elif value == "null":
         candidates.append(None)
-    elif _NUMBER.fullmatch(value):
+    elif len(value) <= _MAX_NUMBER_TEXT and _NUMBER.fullmatch(value):
         number: int | float = float(value) if any(c in value for c in ".eE") else int(value)
         if math.isfinite(number) and abs(number) < 2**63:
             candidates.append(number)
