@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
+
+from xray.shared import DatabaseURL, parse_database_url
 
 __all__ = ["create_engine", "is_sqlite", "session_factory"]
 
@@ -35,15 +37,57 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+def _unnamed_statement() -> str:
+    # asyncpg prepares "" as PostgreSQL's unnamed statement and, with its statement cache
+    # off, sends Parse again with every Bind: nothing is left on a server connection that
+    # a transaction pooler may hand to another client next.
+    return ""
+
+
+def _postgres_connect_args(parsed: DatabaseURL, pooler: str) -> dict[str, Any]:
+    """asyncpg's arguments for a libpq-style URL."""
+    args: dict[str, Any] = {
+        **parsed.connect_args,
+        "timeout": parsed.connect_timeout or CONNECT_TIMEOUT_S,
+    }
+    settings = dict(parsed.connect_args.get("server_settings", {}))
+    if pooler == "transaction":
+        # A transaction pooler runs each transaction on whichever server connection is
+        # free: no prepared statement may outlive its transaction, in SQLAlchemy's cache
+        # or asyncpg's. Unknown startup parameters are refused by PgBouncer (and would
+        # apply to only one server connection). Statements prepared afresh are planned
+        # for their values every time, so plan_cache_mode is not needed here.
+        args.update(
+            statement_cache_size=0,
+            prepared_statement_cache_size=0,
+            prepared_statement_name_func=_unnamed_statement,
+        )
+    else:
+        # Plan every statement for its actual values: after five executions PostgreSQL
+        # may switch a prepared statement to a generic plan, and for `IN ($1, ..., $n)`
+        # on a large table that plan can be a sequential scan.
+        settings = {"plan_cache_mode": "force_custom_plan", **settings}
+    if settings:
+        args["server_settings"] = settings
+    return args
+
+
+def create_engine(database_url: str, *, pooler: str = "none", pool_size: int = 10) -> AsyncEngine:
     """An async engine that re-checks pooled connections, so the server recovers by
     itself after the database comes back.
+
+    ``pooler="transaction"`` keeps no session state a transaction-mode pooler cannot
+    carry; ``pool_size=0`` opens a connection per checkout (one-shot commands, serverless
+    workers).
 
     Example:
         >>> engine = create_engine("sqlite+aiosqlite:///./xray.db")  # doctest: +SKIP
     """
-    url = make_url(database_url)
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if pool_size == 0:
+        kwargs["poolclass"] = NullPool
+    parsed = parse_database_url(database_url)
+    url = make_url(parsed.url)
     if url.get_backend_name() == "sqlite":
         if url.database in (None, "", ":memory:"):
             # One shared connection, or every session would see a different empty database.
@@ -52,18 +96,11 @@ def create_engine(database_url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     if url.get_backend_name() == "postgresql":
-        kwargs.update(
-            pool_size=10,
-            max_overflow=10,
-            pool_timeout=CONNECT_TIMEOUT_S,
-            connect_args={
-                "timeout": CONNECT_TIMEOUT_S,
-                # Plan every statement for its actual values: after five executions
-                # PostgreSQL may switch a prepared statement to a generic plan, and for
-                # `IN ($1, ..., $n)` on a large table that plan can be a sequential scan.
-                "server_settings": {"plan_cache_mode": "force_custom_plan"},
-            },
-        )
+        kwargs["connect_args"] = _postgres_connect_args(parsed, pooler)
+        if pool_size:
+            kwargs.update(
+                pool_size=pool_size, max_overflow=pool_size, pool_timeout=CONNECT_TIMEOUT_S
+            )
     return create_async_engine(url, **kwargs)
 
 
