@@ -106,7 +106,10 @@ def _check(key: str, value: str) -> None:
         raise ValueError(f"{key}: must be one of {', '.join(allowed)} (got {value!r})")
     if key in _FILES:
         if key == "sslrootcert" and value == "system":
-            raise ValueError("sslrootcert: 'system' is not supported; give the CA file's path")
+            raise ValueError(
+                "sslrootcert: 'system' is not supported; give a CA file, e.g. "
+                "/etc/ssl/certs/ca-certificates.crt for the system's CAs"
+            )
         path = Path(value).expanduser()
         if not path.is_file() or not os.access(path, os.R_OK):
             raise ValueError(f"{key}: no readable file at {value!r}")
