@@ -4,6 +4,7 @@ endpoints are or behave like): migrations, ingest and queries from 8 concurrent 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -60,12 +61,14 @@ async def _tables(direct_url: str) -> set[str]:
         await conn.close()
 
 
-def _client_session(base_url: str, client: int) -> Counter[int]:
+def _client_session(
+    base_url: str, client: int, headers: dict[str, str] | None = None
+) -> Counter[int]:
     """One client's rounds: a batch in (run + two steps with decisions, the COPY path),
     then the queries the CLI and dashboard make."""
     statuses: Counter[int] = Counter()
     pipeline = f"pooled-{client}"
-    with httpx.Client(base_url=base_url, timeout=30) as http:
+    with httpx.Client(base_url=base_url, timeout=30, headers=headers) as http:
         for round_ in range(ROUNDS):
             run_id = _data.new_id()
             keys = [f"c{client}-{round_}-{i}" for i in range(30)]
@@ -136,7 +139,16 @@ def test_migrations_take_the_direct_url_when_one_is_given(
     assert migrated.returncode == 0, migrated.stderr
     assert "nowhere" not in migrated.stdout
 
+    # `xray keys create` (a one-shot command) works through the pooler as it is.
+    created = _xray(
+        "keys", "create", "--name", "ci", "--json", env={"DATABASE_URL": pooled}, cwd=tmp_path
+    )
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)["key"]
+
     # The server serves through the pooler and migrates (at start) through the direct URL.
     extra = {**POOLER_ENV, "XRAY_MIGRATIONS_DATABASE_URL": empty_postgres_database}
     with api_server(pooled, workdir=tmp_path, extra_env=extra) as server:
-        assert _client_session(server.base_url, 0) == Counter({200: ROUNDS * 5})
+        assert httpx.get(f"{server.base_url}/runs").status_code == 401
+        statuses = _client_session(server.base_url, 0, {"X-API-Key": key})
+        assert statuses == Counter({200: ROUNDS * 5})

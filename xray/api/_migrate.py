@@ -10,7 +10,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from xray.api.db.session import create_engine
+from xray.api.db.session import create_oneshot_engine
 from xray.shared import APIConfig
 
 __all__ = [
@@ -52,9 +52,7 @@ async def upgrade_engine(engine: AsyncEngine) -> None:
 
 
 async def _upgrade_url(database_url: str) -> None:
-    # One connection, used once: the pooler-safe settings cost nothing here and let the
-    # same command run through PgBouncer or straight to PostgreSQL.
-    engine = create_engine(database_url, pooler="transaction", pool_size=0)
+    engine = create_oneshot_engine(database_url)
     try:
         await upgrade_engine(engine)
     finally:

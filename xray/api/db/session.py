@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool, StaticPool
 
 from xray.shared import DatabaseURL, parse_database_url
 
-__all__ = ["create_engine", "is_sqlite", "session_factory"]
+__all__ = ["create_engine", "create_oneshot_engine", "is_sqlite", "session_factory"]
 
 # How long a connection attempt may take before the request answers 503.
 CONNECT_TIMEOUT_S = 5.0
@@ -102,6 +102,13 @@ def create_engine(database_url: str, *, pooler: str = "none", pool_size: int = 1
                 pool_size=pool_size, max_overflow=pool_size, pool_timeout=CONNECT_TIMEOUT_S
             )
     return create_async_engine(url, **kwargs)
+
+
+def create_oneshot_engine(database_url: str) -> AsyncEngine:
+    """An engine for a command that connects once (migrations, ``xray keys``, retention):
+    no pool, and the pooler-safe settings, which cost nothing when nothing is reused and
+    let the same command run through a transaction pooler or straight to PostgreSQL."""
+    return create_engine(database_url, pooler="transaction", pool_size=0)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
