@@ -76,10 +76,11 @@ def main() -> int:
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     base = statistics.median(times["direct"])
     print(f"{CLIENTS} clients x {args.rounds} rounds x 5 requests, median of {args.repeats}")
-    print(f"{'mode':<24} {'req/s':>8} {'time vs direct':>15}")
+    print(f"{'mode':<24} {'req/s':>8} {'time vs direct':>15}  runs (s)")
     for mode, runs in times.items():
         median = statistics.median(runs)
-        print(f"{mode:<24} {requests / median:>8.0f} {median / base:>14.2f}x")
+        each = " ".join(f"{t:.1f}" for t in runs)
+        print(f"{mode:<24} {requests / median:>8.0f} {median / base:>14.2f}x  {each}")
     return 0
 
 
