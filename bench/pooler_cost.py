@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests._servers import api_server  # noqa: E402
-from tests.conftest import _pg_admin, _pg_dsn  # noqa: E402
-from tests.deploy._services import pgbouncer  # noqa: E402
-from tests.deploy.test_pooler import _client_session  # noqa: E402
-from xray.api import upgrade_database  # noqa: E402
+from tests._servers import api_server
+from tests.conftest import _pg_admin, _pg_dsn
+from tests.deploy._services import pgbouncer
+from tests.deploy.test_pooler import _client_session
+from xray.api import upgrade_database
 
 CLIENTS = 8
 
