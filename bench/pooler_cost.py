@@ -64,14 +64,14 @@ def main() -> int:
                 "direct+pooler-settings": (direct, {"XRAY_DATABASE_POOLER": "transaction"}),
                 "pgbouncer": (bouncer.url(name), {"XRAY_DATABASE_POOLER": "transaction"}),
             }
-            workdir = Path(tempfile.mkdtemp(prefix="xray-bench-"))
-            for _ in range(args.repeats):
-                for mode, (url, env) in modes.items():
-                    with api_server(url, workdir=workdir, extra_env=env) as server:
-                        _load(server.base_url)  # warm-up: connections, first plans
-                        elapsed, statuses = _load(server.base_url)
-                    assert statuses == Counter({200: requests}), (mode, statuses)
-                    times.setdefault(mode, []).append(elapsed)
+            with tempfile.TemporaryDirectory(prefix="xray-bench-") as workdir:
+                for _ in range(args.repeats):
+                    for mode, (url, env) in modes.items():
+                        with api_server(url, workdir=Path(workdir), extra_env=env) as server:
+                            _load(server.base_url)  # warm-up: connections, first plans
+                            elapsed, statuses = _load(server.base_url)
+                        assert statuses == Counter({200: requests}), (mode, statuses)
+                        times.setdefault(mode, []).append(elapsed)
     finally:
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     base = statistics.median(times["direct"])
