@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure every service the test suite needs is here: PostgreSQL on 127.0.0.1:5432 and
-# Debian's chromium for the dashboard's browser tests. Under CI=true a missing service is
+# Debian's chromium for the dashboard's browser tests, pgbouncer and openssl for the
+# deployment tests. Under CI=true a missing service is
 # an error, never a silent skip.
 set -uo pipefail
 
@@ -41,4 +42,24 @@ elif [ "${CI:-}" = "true" ]; then
 else
   echo "chromium: missing; the browser tests will be skipped (run as root to install it)" >&2
 fi
+# PgBouncer (transaction mode, started by tests/deploy/test_pooler.py on its own port) and
+# openssl (the TLS tests make their own CA); the TLS tests' initdb/pg_ctl come with
+# PostgreSQL itself.
+for need in pgbouncer:/usr/sbin/pgbouncer openssl:/usr/bin/openssl; do
+  package=${need%%:*}
+  binary=${need#*:}
+  if [ ! -x "$binary" ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing Debian $package for the deployment tests" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package") >/dev/null \
+      || echo "apt-get install $package failed" >&2
+  fi
+  if [ -x "$binary" ]; then
+    echo "$package: $binary"
+  elif [ "${CI:-}" = "true" ]; then
+    echo "$binary is missing and could not be installed; the deployment tests must run under CI=true" >&2
+    exit 1
+  else
+    echo "$package: missing; its deployment tests will be skipped (run as root to install it)" >&2
+  fi
+done
 exit 0

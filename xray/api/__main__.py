@@ -1,7 +1,8 @@
 """``python -m xray.api``: serve with the resolved ``api:`` config.
 
-Precedence: command-line flags > environment (``DATABASE_URL``, ``XRAY_HOST``, ...) >
-config file (``--config``, ``XRAY_CONFIG``, or ``xray.config.yaml`` found upward) > defaults.
+Precedence: command-line flags > environment (``DATABASE_URL``, ``XRAY_HOST``, ``XRAY_PORT``
+then the platform's ``PORT``, ...) > config file (``--config``, ``XRAY_CONFIG``, or
+``xray.config.yaml`` found upward) > defaults.
 An invalid configuration exits with status 2 and one line naming the file and the key.
 """
 
@@ -21,7 +22,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the X-Ray API server (ingest, queries, dashboard).",
     )
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    parser.add_argument(
+        "--port", type=int, help="port to listen on (default: XRAY_PORT, PORT, api.port, 8000)"
+    )
     parser.add_argument(
         "--database-url",
         help="SQLAlchemy URL (default sqlite+aiosqlite:///./xray.db; env DATABASE_URL)",

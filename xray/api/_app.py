@@ -23,7 +23,7 @@ from starlette.middleware import Middleware
 
 from xray import __version__
 from xray.api._middleware import AuthMiddleware, RequestLimitsMiddleware
-from xray.api._migrate import upgrade_engine
+from xray.api._migrate import upgrade_for_server
 from xray.api._state import AppState, KeyCache, key_digests
 from xray.api.db.session import create_engine, is_sqlite, session_factory
 from xray.api.errors import install_error_handlers, is_database_unavailable
@@ -54,7 +54,7 @@ async def _migrate_until_ready(state: AppState) -> None:
     while True:
         await asyncio.sleep(delay)
         try:
-            await upgrade_engine(state.engine)
+            await upgrade_for_server(state.config, state.engine)
         except Exception as exc:
             if not is_database_unavailable(exc):
                 logger.exception("database migration failed")
@@ -85,6 +85,8 @@ def _lifespan(config: APIConfig) -> Any:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(
             config.database_url,
+            pooler=config.database_pooler,
+            pool_size=config.database_pool_size,
             connect_timeout=config.database_connect_timeout,
             statement_timeout=config.database_statement_timeout,
         )
@@ -97,7 +99,7 @@ def _lifespan(config: APIConfig) -> Any:
         )
         if config.run_migrations:
             try:
-                await upgrade_engine(engine)
+                await upgrade_for_server(config, engine)
                 state.schema_ready = True
             except Exception as exc:
                 if not is_database_unavailable(exc):

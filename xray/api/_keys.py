@@ -12,7 +12,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xray.api._migrate import upgrade_database
-from xray.api.db.session import create_engine, session_factory
+from xray.api.db.session import create_oneshot_engine, session_factory
 from xray.api.services import keys
 from xray.api.services.keys import APIKey
 from xray.shared import APIConfig
@@ -27,7 +27,7 @@ def _run(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     upgrade_database(url)
 
     async def main() -> T:
-        engine = create_engine(url)
+        engine = create_oneshot_engine(url)
         try:
             async with session_factory(engine)() as session, session.begin():
                 return await work(session)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic import command
@@ -9,7 +10,16 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["alembic_config", "upgrade_connection", "upgrade_database", "upgrade_engine"]
+from xray.api.db.session import create_oneshot_engine, is_sqlite
+from xray.shared import APIConfig
+
+__all__ = [
+    "alembic_config",
+    "upgrade_connection",
+    "upgrade_database",
+    "upgrade_engine",
+    "upgrade_for_server",
+]
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -31,21 +41,48 @@ def upgrade_connection(connection: Connection) -> None:
 
 
 async def upgrade_engine(engine: AsyncEngine) -> None:
-    """Upgrade to the newest schema using one of the engine's connections."""
+    """Upgrade to the newest schema using one of the engine's connections.
+
+    The whole upgrade is one transaction, and the advisory lock that serialises
+    concurrent runners is a transaction-level one, so it holds through a
+    transaction-mode pooler too.
+    """
     async with engine.begin() as connection:
         await connection.run_sync(upgrade_connection)
+
+
+async def _upgrade_url(database_url: str) -> None:
+    engine = create_oneshot_engine(database_url)
+    try:
+        await upgrade_engine(engine)
+    finally:
+        await engine.dispose()
+
+
+async def upgrade_for_server(config: APIConfig, engine: AsyncEngine) -> None:
+    """The server's start-up migration: through ``api.migrations_database_url`` when it
+    is set (a direct URL beside a pooled one), else through ``api.database_url``."""
+    if config.migrations_database_url:
+        await _upgrade_url(config.migrations_database_url)
+    elif is_sqlite(config.database_url):
+        # The server's engine: an in-memory database exists only on its one connection.
+        await upgrade_engine(engine)
+    else:
+        # A one-shot engine without the server's statement timeout: a migration may take
+        # longer than any request should.
+        await _upgrade_url(config.database_url)
 
 
 def upgrade_database(database_url: str) -> None:
     """Create or upgrade X-Ray's tables in ``database_url`` (what ``xray db upgrade`` runs).
 
     Safe to run again and from several replicas at once (PostgreSQL takes an advisory lock).
+    Accepts the URLs providers hand out (``postgres://…?sslmode=require``), direct or
+    through a transaction-mode pooler.
 
     Example:
         >>> upgrade_database("sqlite+aiosqlite:///./xray.db")  # doctest: +SKIP
     """
-    from xray.shared import APIConfig
-
     # Normalises postgres:// and sqlite:// URLs to their async drivers.
     url = APIConfig(database_url=database_url).database_url
-    command.upgrade(alembic_config(url), "head")
+    asyncio.run(_upgrade_url(url))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from xray.api.db.session import create_engine, session_factory
+from xray.api.db.session import create_oneshot_engine, session_factory
 from xray.api.services.retention import Deleted, delete_older_than, retention_cutoff
 from xray.shared import APIConfig
 
@@ -25,7 +25,7 @@ def apply_retention(database_url: str, *, retention_days: float) -> Deleted:
     url = APIConfig(database_url=database_url).database_url
 
     async def main() -> Deleted:
-        engine = create_engine(url)
+        engine = create_oneshot_engine(url)
         try:
             async with session_factory(engine)() as session, session.begin():
                 return await delete_older_than(session, cutoff=retention_cutoff(retention_days))

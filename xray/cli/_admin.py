@@ -58,13 +58,13 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
     config = resolve_api_config(args)
     api = _api_module()
+    # A direct URL, when the server's own goes through a pooler.
+    url = config.migrations_database_url or config.database_url
     try:
-        api.upgrade_database(config.database_url)
+        api.upgrade_database(url)
     except Exception as exc:  # a driver or migration error: one line, not a traceback
-        raise CLIError(
-            f"database upgrade failed for {_safe_url(config.database_url)}: {_first_line(exc)}"
-        ) from exc
-    out.write(f"database {_safe_url(config.database_url)} is at the latest schema\n")
+        raise CLIError(f"database upgrade failed for {_safe_url(url)}: {_first_line(exc)}") from exc
+    out.write(f"database {_safe_url(url)} is at the latest schema\n")
     return 0
 
 

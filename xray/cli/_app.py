@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", parents=[server], help="run the API server (same as python -m xray.api)"
     )
     p.add_argument("--host", help="default: XRAY_HOST, api.host, 127.0.0.1")
-    p.add_argument("--port", type=int, help=f"default: XRAY_PORT, api.port, {_DEFAULT_PORT}")
+    p.add_argument("--port", type=int, help=f"default: XRAY_PORT, PORT, api.port, {_DEFAULT_PORT}")
 
     db = sub.add_parser("db", help="database administration")
     db_sub = db.add_subparsers(

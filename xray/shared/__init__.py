@@ -22,6 +22,7 @@ from xray.shared._config import (
     load_config,
     load_sdk_config,
 )
+from xray.shared._database_url import DatabaseURL, parse_database_url
 from xray.shared._enums import Decision, DetailLevel, RunStatus, StepStatus, StepType
 from xray.shared._wire import (
     BatchIn,
@@ -49,6 +50,7 @@ __all__ = [
     "BatchResult",
     "ConfigError",
     "ConfigNotFoundError",
+    "DatabaseURL",
     "Decision",
     "DecisionIn",
     "DecisionOut",
@@ -70,4 +72,5 @@ __all__ = [
     "load_api_config",
     "load_config",
     "load_sdk_config",
+    "parse_database_url",
 ]

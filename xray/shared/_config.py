@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from xray.shared._database_url import normalise_database_url
 from xray.shared._enums import DetailLevel
 
 __all__ = [
@@ -64,11 +65,17 @@ DEFAULT_REDACT_KEYS: tuple[str, ...] = (
 Section = Literal["sdk", "api"]
 
 # Environment variable -> (section, key, kind). Compose and Kubernetes set DATABASE_URL;
-# the rest follow the XRAY_ prefix.
+# the rest follow the XRAY_ prefix, except PORT, which Heroku, Render, Railway and Cloud
+# Run set to the port their router sends traffic to. When two name the same key, the later
+# one wins: XRAY_PORT over PORT.
 ENV_OVERRIDES: dict[str, tuple[Section, str, str]] = {
     "DATABASE_URL": ("api", "database_url", "str"),
+    "XRAY_MIGRATIONS_DATABASE_URL": ("api", "migrations_database_url", "str"),
+    "XRAY_DATABASE_POOLER": ("api", "database_pooler", "str"),
+    "XRAY_DATABASE_POOL_SIZE": ("api", "database_pool_size", "str"),
     "XRAY_API_KEYS": ("api", "api_keys", "csv"),
     "XRAY_HOST": ("api", "host", "str"),
+    "PORT": ("api", "port", "str"),
     "XRAY_PORT": ("api", "port", "str"),
     "XRAY_RUN_MIGRATIONS": ("api", "run_migrations", "str"),
     "XRAY_DEBUG": ("api", "debug", "str"),
@@ -150,6 +157,15 @@ class APIConfig(_Section):
     """
 
     database_url: str = DEFAULT_DATABASE_URL
+    # A direct URL for migrations when database_url goes through a pooler (Supabase and
+    # Neon recommend it); null migrates through database_url.
+    migrations_database_url: str | None = None
+    # "transaction": a transaction-mode pooler (PgBouncer, Supavisor, Neon's pooled
+    # endpoint) sits in front of PostgreSQL, so no session state may be relied on.
+    database_pooler: Literal["none", "transaction"] = "none"
+    # Connections each server process keeps open (and as many more under load);
+    # 0 opens one per request (short-lived workers behind a pooler).
+    database_pool_size: int = Field(10, ge=0, le=1000)
     debug: bool = False
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -171,18 +187,11 @@ class APIConfig(_Section):
         # `${XRAY_API_KEYS:-}` interpolates to "": an unset variable means "no key".
         return [key for key in value if key]
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migrations_database_url")
     @classmethod
-    def _database_url_is_async(cls, value: str) -> str:
-        if "://" not in value:
-            raise ValueError("must be a SQLAlchemy URL such as sqlite+aiosqlite:///./xray.db")
-        # The seed and most platforms hand out plain postgres URLs; the server is async.
-        for plain in ("postgresql://", "postgres://"):
-            if value.startswith(plain):
-                return "postgresql+asyncpg://" + value[len(plain) :]
-        if value.startswith("sqlite://"):
-            return "sqlite+aiosqlite://" + value[len("sqlite://") :]
-        return value
+    def _database_url_is_async(cls, value: str | None) -> str | None:
+        # The seed and most platforms hand out plain libpq URLs; the server is async.
+        return None if value is None else normalise_database_url(value)
 
 
 class XRayConfig(_Section):
@@ -328,12 +337,18 @@ def _validate(
         if overrides.get(top) is not None:
             origin = "keyword argument"
         elif top in from_env:
-            names = [v for v, (s, k, _) in ENV_OVERRIDES.items() if s == section and k == top]
-            origin = f"environment variable {names[0]}"
-        message = error["msg"]
+            names = [
+                v
+                for v, (s, k, _) in ENV_OVERRIDES.items()
+                if s == section and k == top and v in environ
+            ]
+            origin = f"environment variable {names[-1]}"
+        message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             allowed = ", ".join(model.model_fields)
             message = f"unknown key (allowed: {allowed})"
+        elif top.endswith("database_url"):
+            pass  # never echo a URL: it may hold a password
         elif "input" in error and not isinstance(error["input"], dict):
             message = f"{message} (got {error['input']!r})"
         raise ConfigError(message, file=origin, key=dotted) from exc

@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from xray.api.db._stored_json import load_stored_json
+from xray.shared import DatabaseURL, parse_database_url
 
-__all__ = ["create_engine", "is_sqlite", "session_factory"]
+__all__ = ["create_engine", "create_oneshot_engine", "is_sqlite", "session_factory"]
 
 # Defaults of api.database_connect_timeout and api.database_statement_timeout.
 CONNECT_TIMEOUT_S = 2.0
@@ -39,48 +40,98 @@ def _sqlite_pragmas(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -
     cursor.close()
 
 
+def _unnamed_statement() -> str:
+    # asyncpg prepares "" as PostgreSQL's unnamed statement and, with its statement cache
+    # off, sends Parse again with every Bind: nothing is left on a server connection that
+    # a transaction pooler may hand to another client next.
+    return ""
+
+
+def _postgres_connect_args(
+    parsed: DatabaseURL, pooler: str, connect_timeout: float, statement_timeout: float | None
+) -> dict[str, Any]:
+    """asyncpg's arguments for a libpq-style URL."""
+    args: dict[str, Any] = {
+        **parsed.connect_args,
+        # Opening a connection and every statement (the pre-ping included) are bounded, so
+        # a database that stops answering (a partition) costs a request seconds, not the
+        # outage. A connect_timeout in the URL wins over the setting.
+        "timeout": parsed.connect_timeout or connect_timeout,
+    }
+    if statement_timeout is not None:
+        args["command_timeout"] = statement_timeout
+    settings = dict(parsed.connect_args.get("server_settings", {}))
+    if pooler == "transaction":
+        # A transaction pooler runs each transaction on whichever server connection is
+        # free: no prepared statement may outlive its transaction, in SQLAlchemy's cache
+        # or asyncpg's. Unknown startup parameters are refused by PgBouncer (and would
+        # apply to only one server connection). Statements prepared afresh are planned
+        # for their values every time, so plan_cache_mode is not needed here.
+        args.update(
+            statement_cache_size=0,
+            prepared_statement_cache_size=0,
+            prepared_statement_name_func=_unnamed_statement,
+        )
+    else:
+        # Plan every statement for its actual values: after five executions PostgreSQL
+        # may switch a prepared statement to a generic plan, and for `IN ($1, ..., $n)`
+        # on a large table that plan can be a sequential scan.
+        settings = {"plan_cache_mode": "force_custom_plan", **settings}
+    if settings:
+        args["server_settings"] = settings
+    return args
+
+
 def create_engine(
     database_url: str,
     *,
+    pooler: str = "none",
+    pool_size: int = 10,
     connect_timeout: float = CONNECT_TIMEOUT_S,
-    statement_timeout: float = STATEMENT_TIMEOUT_S,
+    statement_timeout: float | None = STATEMENT_TIMEOUT_S,
 ) -> AsyncEngine:
     """An async engine that re-checks pooled connections, so the server recovers by
     itself after the database comes back.
 
+    ``pooler="transaction"`` keeps no session state a transaction-mode pooler cannot
+    carry; ``pool_size=0`` opens a connection per checkout (one-shot commands, serverless
+    workers).
+
     Example:
         >>> engine = create_engine("sqlite+aiosqlite:///./xray.db")  # doctest: +SKIP
     """
-    url = make_url(database_url)
     # Stored JSON is read through the one loader that copes with values written before
     # the depth rule existed (see _stored_json).
     kwargs: dict[str, Any] = {"pool_pre_ping": True, "json_deserializer": load_stored_json}
+    if pool_size == 0:
+        kwargs["poolclass"] = NullPool
+    parsed = parse_database_url(database_url)
+    url = make_url(parsed.url)
     if url.get_backend_name() == "sqlite":
         if url.database in (None, "", ":memory:"):
             # One shared connection, or every session would see a different empty database.
             kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
         engine = create_async_engine(url, **kwargs)
-        pragmas = functools.partial(_sqlite_pragmas, int(statement_timeout * 1000))
+        lock_wait = STATEMENT_TIMEOUT_S if statement_timeout is None else statement_timeout
+        pragmas = functools.partial(_sqlite_pragmas, int(lock_wait * 1000))
         event.listen(engine.sync_engine, "connect", pragmas)
         return engine
     if url.get_backend_name() == "postgresql":
-        kwargs.update(
-            pool_size=10,
-            max_overflow=10,
-            # Waiting for a pooled connection, opening one, and every statement (the
-            # pre-ping included: asyncpg's command_timeout) are bounded, so a database
-            # that stops answering (a partition) costs a request seconds, not the outage.
-            pool_timeout=connect_timeout,
-            connect_args={
-                "timeout": connect_timeout,
-                "command_timeout": statement_timeout,
-                # Plan every statement for its actual values: after five executions
-                # PostgreSQL may switch a prepared statement to a generic plan, and for
-                # `IN ($1, ..., $n)` on a large table that plan can be a sequential scan.
-                "server_settings": {"plan_cache_mode": "force_custom_plan"},
-            },
+        kwargs["connect_args"] = _postgres_connect_args(
+            parsed, pooler, connect_timeout, statement_timeout
         )
+        if pool_size:
+            # Waiting for a pooled connection is bounded like opening one.
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=connect_timeout)
     return create_async_engine(url, **kwargs)
+
+
+def create_oneshot_engine(database_url: str) -> AsyncEngine:
+    """An engine for a command that connects once (migrations, ``xray keys``, retention):
+    no pool, and the pooler-safe settings, which cost nothing when nothing is reused and
+    let the same command run through a transaction pooler or straight to PostgreSQL."""
+    # No statement timeout: a migration may rewrite a large table.
+    return create_engine(database_url, pooler="transaction", pool_size=0, statement_timeout=None)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
