@@ -26,7 +26,16 @@ from xray.api._migrate import upgrade_engine
 from xray.api._state import AppState, KeyCache, key_digests
 from xray.api.db.session import create_engine, is_sqlite, session_factory
 from xray.api.errors import install_error_handlers, is_database_unavailable
-from xray.api.routes import candidates, dashboard, health, ingest, pipelines, runs, steps
+from xray.api.routes import (
+    analysis,
+    candidates,
+    dashboard,
+    health,
+    ingest,
+    pipelines,
+    runs,
+    steps,
+)
 from xray.api.services.retention import delete_older_than, retention_cutoff
 from xray.shared import APIConfig
 
@@ -170,7 +179,7 @@ def create_app(config: APIConfig | None = None) -> FastAPI:
         ],
     )
     install_error_handlers(app)
-    for module in (ingest, runs, steps, candidates, pipelines, health):
+    for module in (ingest, runs, steps, candidates, pipelines, analysis, health):
         app.include_router(module.router)
     dashboard.mount_dashboard(app)
     app.openapi = _openapi(app)  # type: ignore[method-assign]

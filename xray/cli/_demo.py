@@ -143,9 +143,9 @@ def run_demos(
     progress: ProgressCallback | None = None,
     flush_timeout: float = 60.0,
 ) -> DemoSummary:
-    """Run the three example pipelines against the API at ``base_url`` and flush.
+    """Run the four example pipelines against the API at ``base_url`` and flush.
 
-    Records ``3 * runs_per_pipeline + 2`` runs: ``runs_per_pipeline`` of each pipeline
+    Records ``4 * runs_per_pipeline + 2`` runs: ``runs_per_pipeline`` of each pipeline
     plus two laptop-stand competitor runs, the seeded bug (a phone case chosen) and a good
     one to compare it with. Deterministic for a given ``seed``.
     """
@@ -156,6 +156,7 @@ def run_demos(
     competitors = load_example("competitor_selection")
     listings = load_example("listing_optimisation")
     categories = load_example("product_categorisation")
+    support = load_example("support_answer")
 
     client = XRayClient(
         base_url=base_url,
@@ -215,6 +216,19 @@ def run_demos(
 
         return job
 
+    def support_job(index: int) -> Callable[[], DemoRun]:
+        ticket = support.ticket(index, rng)
+
+        def job() -> DemoRun:
+            result = support.answer_ticket(client, help_centre, **ticket)
+            policy = result.answer["policy"]
+            return DemoRun(
+                support.PIPELINE, result.run_id, ticket["ticket"], policy, result.correct, 0
+            )
+
+        return job
+
+    help_centre = support.build_help_centre()
     competitor_jobs = [
         competitor_job(
             competitors.PRODUCTS[i % len(competitors.PRODUCTS)], rng.randrange(1_000_000)
@@ -240,6 +254,7 @@ def run_demos(
         )
         for _ in range(runs_per_pipeline)
     ]
+    jobs += [(support.PIPELINE, support_job(i)) for i in range(runs_per_pipeline)]
 
     runs: list[DemoRun] = []
     try:
@@ -439,6 +454,10 @@ def _commands(summary: DemoSummary) -> list[tuple[str, str]]:
             "Across every pipeline: filter steps that eliminated more than 90%",
             "xray steps --type filter --min-elimination-rate 0.9",
         ),
+        (
+            "German customers get the US return policy: what sets their runs apart?",
+            "xray groups support-answer --by metadata.locale",
+        ),
     ]
 
 
@@ -578,7 +597,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO, *, api_key: str
     with _terminate_on_sigterm():
         server = start_server(args.host, port, database_url, workdir)
         try:
-            err.write(f"Running the demo pipelines ({3 * args.runs + 2} runs)\n")
+            err.write(f"Running the demo pipelines ({4 * args.runs + 2} runs)\n")
             _load_and_report(
                 args,
                 server.base_url,

@@ -9,7 +9,18 @@ from fastapi import APIRouter, Path, Query
 
 from xray.api.deps import Cursor, Limit, MetadataFilters, SessionDep
 from xray.api.errors import APIError
-from xray.api.routes._common import ERRORS, MaxRate, MinRate, Since, Until, errors
+from xray.api.routes._common import (
+    ERRORS,
+    MaxRate,
+    MinRate,
+    Reason,
+    ReasonRate,
+    RejectedRate,
+    Since,
+    Until,
+    errors,
+    metadata_doc,
+)
 from xray.api.services import queries
 from xray.shared import Page, RunDetailOut, RunOut, RunStatus, StepType
 
@@ -29,8 +40,12 @@ _NAME = Query(max_length=200)
         "Filters combine with AND. `metadata.<key>=<value>` (repeatable) matches the run "
         'metadata value\'s text (`metadata.seller=7` matches 7 and "7"). `step_type`, '
         "`step_name`, `min_elimination_rate`, `max_elimination_rate` keep runs having at "
-        "least one step matching all of them: `?step_type=filter&min_elimination_rate=0.9`."
+        "least one step matching all of them: `?step_type=filter&min_elimination_rate=0.9`. "
+        "`reason`, `min_reason_rate` and `min_rejected_rate` join that step condition: "
+        "`?reason=locale_mismatch&min_reason_rate=1` finds runs where one step rejected its "
+        "whole input for `locale_mismatch`."
     ),
+    openapi_extra=metadata_doc(),
 )
 async def list_runs(
     session: SessionDep,
@@ -43,6 +58,9 @@ async def list_runs(
     step_name: Annotated[str | None, _NAME] = None,
     min_elimination_rate: MinRate = None,
     max_elimination_rate: MaxRate = None,
+    reason: Reason = None,
+    min_reason_rate: ReasonRate = None,
+    min_rejected_rate: RejectedRate = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[RunOut]:
@@ -57,6 +75,9 @@ async def list_runs(
         step_name=step_name,
         min_elimination_rate=min_elimination_rate,
         max_elimination_rate=max_elimination_rate,
+        reason=reason,
+        min_reason_rate=min_reason_rate,
+        min_rejected_rate=min_rejected_rate,
         limit=limit,
         cursor=cursor,
     )
