@@ -61,7 +61,11 @@ class StepSample:
     rejected_rate: float | None
     reason_counts: dict[str, int]
     params: dict[str, Any]
+    # Read for comparisons only (``details=True``).
+    id: uuid.UUID | None = None
     output: Any = None
+    reasoning: str | None = None
+    duration_ms: float | None = None
 
 
 @dataclass
@@ -71,6 +75,9 @@ class RunSample:
     started_at: datetime
     metadata: dict[str, Any]
     output: Any
+    input: Any = None
+    pipeline: str = ""
+    duration_ms: float | None = None
     steps: list[StepSample] = field(default_factory=list)
 
     def first_step(self, name: str) -> StepSample | None:
@@ -133,11 +140,14 @@ async def _sample(
     limit: int,
     *,
     with_steps: bool = True,
-    step_outputs: bool = False,
+    details: bool = False,
 ) -> tuple[list[RunSample], bool]:
+    columns: list[Any] = [RunRow.id, RunRow.status, RunRow.started_at, RunRow.meta, RunRow.output]
+    if details:
+        columns += [RunRow.input, RunRow.pipeline, RunRow.duration_ms]
     rows = (
         await session.execute(
-            select(RunRow.id, RunRow.status, RunRow.started_at, RunRow.meta, RunRow.output)
+            select(*columns)
             .where(*conditions)
             .order_by(RunRow.started_at.desc(), RunRow.id.desc())
             .limit(limit + 1)
@@ -145,15 +155,22 @@ async def _sample(
     ).all()
     truncated = len(rows) > limit
     runs = [
-        RunSample(row[0], row[1], row[2], row[3] if isinstance(row[3], dict) else {}, row[4])
+        RunSample(
+            row[0],
+            row[1],
+            row[2],
+            row[3] if isinstance(row[3], dict) else {},
+            row[4],
+            *(row[5:8] if details else ()),
+        )
         for row in rows[:limit]
     ]
     if with_steps and runs:
-        await _attach_steps(session, runs, outputs=step_outputs)
+        await _attach_steps(session, runs, details=details)
     return runs, truncated
 
 
-async def _attach_steps(session: AsyncSession, runs: list[RunSample], *, outputs: bool) -> None:
+async def _attach_steps(session: AsyncSession, runs: list[RunSample], *, details: bool) -> None:
     by_id = {run.id: run for run in runs}
     ids = list(by_id)
     columns: list[Any] = [
@@ -168,8 +185,8 @@ async def _attach_steps(session: AsyncSession, runs: list[RunSample], *, outputs
         StepRow.reason_counts,
         StepRow.params,
     ]
-    if outputs:
-        columns.append(StepRow.output)
+    if details:
+        columns += [StepRow.id, StepRow.output, StepRow.reasoning, StepRow.duration_ms]
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         rows = await session.execute(
@@ -189,9 +206,11 @@ async def _attach_steps(session: AsyncSession, runs: list[RunSample], *, outputs
                     rejected_rate=row[7],
                     reason_counts=row[8] if isinstance(row[8], dict) else {},
                     params=row[9] if isinstance(row[9], dict) else {},
-                    output=row[10] if outputs else None,
                 )
             )
+            if details:
+                step = by_id[row[0]].steps[-1]
+                step.id, step.output, step.reasoning, step.duration_ms = row[10:14]
 
 
 # --- values ---------------------------------------------------------------------------
@@ -505,7 +524,8 @@ def _contrast_items(inside: list[RunSample], outside: list[RunSample]) -> list[d
         texts_out = Counter(_text(f.get(name)) for f in features_out)
         distinct = len(set(texts_in) | set(texts_out))
         # Identifiers (a value per run) separate anything from anything; they say nothing.
-        if distinct > max(2, (n_in + n_out) // 2):
+        total = n_in + n_out
+        if (total >= 6 and distinct == total) or distinct > max(4, total // 2):
             continue
         best_text, best_score = "", -2.0
         for text in set(texts_in) | set(texts_out):
@@ -840,6 +860,8 @@ def _side(step: StepSample | None) -> dict[str, Any] | None:
     if step is None:
         return None
     return {
+        "id": step.id,
+        "duration_ms": step.duration_ms,
         "type": step.type,
         "input_count": step.input_count,
         "output_count": step.output_count,
@@ -915,7 +937,7 @@ async def compare_runs(
 ) -> dict[str, Any] | None:
     """Two runs step by step, with every difference ranked by how telling it is; ``None``
     when either run is unknown."""
-    runs, _ = await _sample(session, [RunRow.id.in_([run_a, run_b])], 2, step_outputs=True)
+    runs, _ = await _sample(session, [RunRow.id.in_([run_a, run_b])], 2, details=True)
     by_id = {r.id: r for r in runs}
     a, b = by_id.get(run_a), by_id.get(run_b)
     if a is None or b is None:
@@ -935,6 +957,7 @@ async def compare_runs(
                 "a": _side(sa),
                 "b": _side(sb),
                 "params": _changes(sa.params if sa else {}, sb.params if sb else {}),
+                "reasoning": _either(sa.reasoning if sa else None, sb.reasoning if sb else None),
                 "reason_counts": _reason_rows(sa, sb),
                 "changed": sorted({d["kind"] for d in found}),
             }
@@ -964,11 +987,16 @@ async def compare_runs(
         "a": _run_side(a),
         "b": _run_side(b),
         "metadata": _changes(a.metadata, b.metadata),
+        "same_input": a.input == b.input,
         "same_output": a.output == b.output,
         "first_difference": differences[0] if differences else None,
         "differences": differences,
         "steps": steps,
     }
+
+
+def _either(a: Any, b: Any) -> dict[str, Any] | None:
+    return None if a == b else {"a": a, "b": b}
 
 
 def _reason_rows(sa: StepSample | None, sb: StepSample | None) -> list[dict[str, Any]]:
@@ -983,9 +1011,12 @@ def _reason_rows(sa: StepSample | None, sb: StepSample | None) -> list[dict[str,
 def _run_side(run: RunSample) -> dict[str, Any]:
     return {
         "id": run.id,
+        "pipeline": run.pipeline,
         "status": run.status,
         "started_at": run.started_at,
+        "duration_ms": run.duration_ms,
         "metadata": run.metadata,
+        "input": run.input,
         "output": run.output,
     }
 
