@@ -83,7 +83,9 @@ def retrieve_passages(centre: dict[str, list[Passage]], topic: str) -> list[Pass
     """Every help-centre passage about the ticket's topic."""
     s = current_step()
     s.set_params(index="help-centre", topic=topic)
-    return list(centre[topic])
+    passages = list(centre[topic])
+    s.input_count = len(passages)  # what the index held on the topic, not the 3 topics
+    return passages
 
 
 @step(type="filter", key="id", detail="full")

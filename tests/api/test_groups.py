@@ -344,3 +344,12 @@ async def test_openapi_documents_the_metadata_filter_and_the_new_filters(
         names = {p["name"] for p in schema["paths"][path]["get"]["parameters"]}
         assert "metadata.<key>" in names, path
         assert {"reason", "min_reason_rate", "min_rejected_rate"} <= names, path
+
+
+async def test_runs_count_is_exact_and_follows_the_filters(client: httpx.AsyncClient) -> None:
+    await _load(client)
+    assert await _get(client, "/runs/count", pipeline=PIPELINE) == {"total": 12, "exact": True}
+    german = await _get(client, "/runs/count", **{"metadata.locale": "de-DE"})
+    assert german == {"total": 3, "exact": True}
+    response = await client.get("/runs/count", params={"min_reason_rate": 2})
+    assert response.status_code == 422

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from xray.api.deps import Cursor, Limit, MetadataFilters, SessionDep
 from xray.api.errors import APIError
@@ -21,7 +21,8 @@ from xray.api.routes._common import (
     errors,
     metadata_doc,
 )
-from xray.api.services import queries
+from xray.api.routes.analysis import run_filters
+from xray.api.services import analysis, queries
 from xray.shared import Page, RunDetailOut, RunOut, RunStatus, StepType
 
 __all__ = ["router"]
@@ -81,6 +82,20 @@ async def list_runs(
         limit=limit,
         cursor=cursor,
     )
+
+
+@router.get(
+    "/runs/count",
+    summary="How many runs match the filters of GET /runs (exact up to 100,000)",
+    responses=ERRORS,
+    openapi_extra=metadata_doc(),
+)
+async def count_runs(
+    session: SessionDep,
+    filters: Annotated[analysis.RunFilters, Depends(run_filters)],
+    pipeline: Annotated[str | None, _NAME] = None,
+) -> dict[str, Any]:
+    return await analysis.count_runs(session, pipeline=pipeline, filters=filters)
 
 
 @router.get(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xray.api.db.models import RunRow, StepRow
@@ -32,6 +32,7 @@ __all__ = [
     "compare_cohorts",
     "compare_runs",
     "contrast",
+    "count_runs",
     "groups",
     "parse_bucket",
     "parse_group_key",
@@ -66,6 +67,7 @@ class StepSample:
     output: Any = None
     reasoning: str | None = None
     duration_ms: float | None = None
+    candidates_recorded: int = 0
 
 
 @dataclass
@@ -100,7 +102,7 @@ class RunFilters:
     min_reason_rate: float | None = None
     min_rejected_rate: float | None = None
 
-    def conditions(self, dialect: str, pipeline: str) -> list[ColumnElement[bool]]:
+    def conditions(self, dialect: str, pipeline: str | None) -> list[ColumnElement[bool]]:
         return run_conditions(
             dialect,
             pipeline=pipeline,
@@ -186,7 +188,13 @@ async def _attach_steps(session: AsyncSession, runs: list[RunSample], *, details
         StepRow.params,
     ]
     if details:
-        columns += [StepRow.id, StepRow.output, StepRow.reasoning, StepRow.duration_ms]
+        columns += [
+            StepRow.id,
+            StepRow.output,
+            StepRow.reasoning,
+            StepRow.duration_ms,
+            StepRow.candidates_recorded,
+        ]
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         rows = await session.execute(
@@ -211,6 +219,7 @@ async def _attach_steps(session: AsyncSession, runs: list[RunSample], *, details
             if details:
                 step = by_id[row[0]].steps[-1]
                 step.id, step.output, step.reasoning, step.duration_ms = row[10:14]
+                step.candidates_recorded = row[14]
 
 
 # --- values ---------------------------------------------------------------------------
@@ -410,6 +419,28 @@ def _divergence(inside: dict[str, _StepTotals], rest: dict[str, _StepTotals]) ->
             if best is None or candidate.gap > best.gap:
                 best = candidate
     return best if best is not None and best.gap > 0 else None
+
+
+# --- totals ---------------------------------------------------------------------------
+
+COUNT_CAP = 100_000
+
+
+async def count_runs(
+    session: AsyncSession, *, pipeline: str | None, filters: RunFilters, cap: int = COUNT_CAP
+) -> dict[str, Any]:
+    """How many runs match, exact up to ``cap`` (counting stops there: ``exact: false``).
+
+    Example:
+        >>> await count_runs(session, pipeline="support-answer", filters=RunFilters())  # doctest: +SKIP
+        {'total': 16, 'exact': True}
+    """
+    dialect = session.get_bind().dialect.name
+    conditions = filters.conditions(dialect, pipeline)
+    # A bounded subquery: counting a billion rows to print one number is not worth it.
+    capped = select(RunRow.id).where(*conditions).limit(cap + 1).subquery()
+    total = int(await session.scalar(select(func.count()).select_from(capped)) or 0)
+    return {"total": min(total, cap), "exact": total <= cap}
 
 
 # --- groups ---------------------------------------------------------------------------
@@ -802,7 +833,9 @@ async def pipeline_keys(
 
 # --- comparisons ----------------------------------------------------------------------
 
-# How telling each kind of difference is; the first difference is the highest.
+# How telling each kind of difference is; from _TELLING up, a difference is a change in
+# kind (parameters, a whole input rejected, a new reason, another output), below it a
+# change in degree (counts).
 _WEIGHTS = {
     "params": 100.0,
     "rejected_all": 90.0,
@@ -813,6 +846,7 @@ _WEIGHTS = {
     "reason_counts": 40.0,
     "counts": 30.0,
 }
+_TELLING = 50.0
 
 
 def _pairs(
@@ -862,6 +896,7 @@ def _side(step: StepSample | None) -> dict[str, Any] | None:
     return {
         "id": step.id,
         "duration_ms": step.duration_ms,
+        "candidates_recorded": step.candidates_recorded,
         "type": step.type,
         "input_count": step.input_count,
         "output_count": step.output_count,
@@ -982,7 +1017,7 @@ async def compare_runs(
                 "weight": _WEIGHTS["step_output"] - 1,
             }
         )
-    differences.sort(key=lambda d: (-d["weight"], d["position"]))
+    differences.sort(key=_rank)
     return {
         "a": _run_side(a),
         "b": _run_side(b),
@@ -993,6 +1028,14 @@ async def compare_runs(
         "differences": differences,
         "steps": steps,
     }
+
+
+def _rank(difference: dict[str, Any]) -> tuple[int, float, float]:
+    """Telling differences first, in pipeline order (a changed keyword list upstream
+    explains the changed search parameters below it); count changes after, largest first."""
+    if difference["weight"] >= _TELLING:
+        return (0, difference["position"], -difference["weight"])
+    return (1, -difference["weight"], difference["position"])
 
 
 def _either(a: Any, b: Any) -> dict[str, Any] | None:
