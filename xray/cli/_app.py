@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="metadata.<key>, output.<field>, status or step.<name>.params.<key>",
     )
     p.add_argument(
-        "--sample", type=_positive, default=2000, help="read the newest N runs (default 2000)"
+        "--sample", type=_positive, default=1000, help="read the newest N runs (default 1000)"
     )
     p.set_defaults(handler=cmd_groups)
 
@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what sets the runs matching the filters apart from the pipeline's other runs",
     )
     p.add_argument("pipeline", metavar="PIPELINE")
-    p.add_argument("--sample", type=_positive, default=2000)
+    p.add_argument("--sample", type=_positive, default=1000)
     p.add_argument("--limit", type=_positive, default=20, help="fields shown (default 20)")
     p.set_defaults(handler=cmd_contrast)
 

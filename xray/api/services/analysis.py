@@ -40,7 +40,7 @@ __all__ = [
     "trends",
 ]
 
-DEFAULT_SAMPLE = 2000
+DEFAULT_SAMPLE = 1000
 _CHUNK = 500
 _TOP_VALUES = 10
 _TEXT_MAX = 200
@@ -404,18 +404,53 @@ class _Divergence:
         }
 
 
-def _divergence(inside: dict[str, _StepTotals], rest: dict[str, _StepTotals]) -> _Divergence | None:
+# Per step name: rejections by reason and the input they are a share of.
+_Pool = dict[str, tuple[Counter[str], int]]
+
+
+def _pool(totals: dict[str, _StepTotals]) -> _Pool:
+    return {name: (t.rejected, t.input_sum) for name, t in totals.items()}
+
+
+def _pool_minus(everyone: _Pool, part: _Pool) -> _Pool:
+    """Every run's pool without one group's: the rest, without adding it up again."""
+    rest: _Pool = {}
+    for name, (rejected, inputs) in everyone.items():
+        mine = part.get(name)
+        if mine is None:
+            rest[name] = (rejected, inputs)
+        else:
+            rest[name] = (rejected - mine[0], inputs - mine[1])
+    return rest
+
+
+def _pool_sum(pools: Iterable[_Pool]) -> _Pool:
+    total: _Pool = {}
+    for pool in pools:
+        for name, (rejected, inputs) in pool.items():
+            have = total.get(name)
+            total[name] = (
+                (rejected.copy(), inputs)
+                if have is None
+                else (have[0] + rejected, have[1] + inputs)
+            )
+    return total
+
+
+def _share(pool: tuple[Counter[str], int], reason: str) -> float:
+    rejected, inputs = pool
+    return rejected[reason] / inputs if inputs else 0.0
+
+
+def _divergence(inside: _Pool, rest: _Pool) -> _Divergence | None:
     """The step and reason whose rejection share differs most between two sets of runs."""
     best: _Divergence | None = None
     for name, mine in inside.items():
         other = rest.get(name)
-        if other is None:
+        if other is None or not other[1]:
             continue
-        candidates = [
-            _Divergence(name, reason, mine.reason_rate(reason), other.reason_rate(reason))
-            for reason in set(mine.rejected) | set(other.rejected)
-        ]
-        for candidate in candidates:
+        for reason in set(mine[0]) | set(other[0]):
+            candidate = _Divergence(name, reason, _share(mine, reason), _share(other, reason))
             if best is None or candidate.gap > best.gap:
                 best = candidate
     return best if best is not None and best.gap > 0 else None
@@ -475,11 +510,12 @@ async def groups(
         values.setdefault(text, None if value is _MISSING else value)
     ordered = sorted(buckets, key=lambda t: (-len(buckets[t]), t))
     totals = {text: _step_totals(buckets[text]) for text in ordered}
+    pools = {text: _pool(totals[text]) for text in ordered}
+    everyone = _pool_sum(pools.values())
     outlier: tuple[str, _Divergence] | None = None
     if len(ordered) > 1:
         for text in ordered:
-            rest = _step_totals(r for t in ordered if t != text for r in buckets[t])
-            found = _divergence(totals[text], rest)
+            found = _divergence(pools[text], _pool_minus(everyone, pools[text]))
             if found is not None and (outlier is None or found.gap > outlier[1].gap):
                 outlier = (text, found)
     items = []
@@ -1098,7 +1134,7 @@ async def compare_cohorts(
                 "b": tb.out() if tb else None,
             }
         )
-    divergence = _divergence(totals_a, totals_b)
+    divergence = _divergence(_pool(totals_a), _pool(totals_b))
     return {
         "pipeline": pipeline,
         "a": {"label": f"{a[0]}={a[1]}", "runs": len(group_a), "outputs": _outputs(group_a)},
