@@ -621,6 +621,8 @@ def _contrast_items(inside: list[RunSample], outside: list[RunSample]) -> list[d
                 ],
             }
         )
+    # A value as common outside as inside separates nothing.
+    items = [i for i in items if i["score"] > 0]
     items.sort(key=lambda i: (-i["score"], i["field"]))
     return items
 
