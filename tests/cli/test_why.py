@@ -99,8 +99,9 @@ def test_runs_by_reason_share_find_exactly_the_german_runs(
     assert others.code == 0, others.err
     header = others.out.splitlines()[0].split()
     assert header[7:9] == ["LOCALE", "CHANNEL"]  # after RUN ID ... DURATION
-    rows = [line for line in others.out.splitlines()[1:] if line.strip()]
+    rows = [line for line in others.out.splitlines()[1:] if line.strip() and line[0] != "("]
     assert len(rows) == len(runs) - len(_german(runs))
+    assert f"({len(rows)} of {len(rows)} matching runs shown)" in others.out
     assert not any("de-DE" in row for row in rows)
 
 

@@ -790,6 +790,13 @@ def test_newcomer_finds_why_german_customers_get_the_us_policy(
     cell = page.locator('#groups-steps tr[data-step-name="locale_filter"] td.is-outlier')
     expect(cell).to_contain_text("100% locale_mismatch 100%")
     expect(cell).to_contain_text("refilled")
+    # Over time: runs per hour and the outlier step's rejection shares, one look.
+    expect(
+        page.locator('#trends figure[data-title="locale_filter: locale_mismatch"]')
+    ).to_have_count(1)
+    bars = page.locator('#trends figure[data-title="Runs"] .trend-bar')
+    titles = bars.evaluate_all("els => els.map(e => e.title)")
+    assert sum(int(t.rsplit(": ", 1)[1]) for t in titles if not t.endswith("—")) == len(runs)
     snap(page, shots, "10-groups")
 
     # The group's runs, and what sets them apart from the others.

@@ -170,6 +170,9 @@ def cmd_runs(ctx: Context, args: argparse.Namespace) -> int:
         for run in items
     ]
     ctx.emit(render_table(columns, rows, stream=ctx.out))
+    total = ctx.api.get("/runs/count", params)
+    of = f"{total['total']:,}" if total.get("exact") else f"more than {total['total']:,}"
+    ctx.emit(f"({len(items):,} of {of} matching runs shown)")
     _more(ctx, more, len(items), "runs")
     return 0
 

@@ -791,6 +791,11 @@ async def trends(
                 entry["output"] += output_count or 0
                 if isinstance(reason_counts, dict):
                     entry["rejected"].update({k: v for k, v in reason_counts.items() if v > 0})
+    # Every bucket of the range, empty ones too, so a chart's x axis is time.
+    moment = _floor(since, bucket)
+    while moment <= until:
+        slot(moment)
+        moment += bucket
     items = []
     for start in sorted(buckets):
         entry = buckets[start]

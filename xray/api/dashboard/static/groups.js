@@ -2,7 +2,7 @@
 // parameter (GET /groups), with the group that differs most from the rest highlighted
 // and the step and reason that make the difference. Every cell links to its runs.
 
-import { api, clear, empty, fmtInt, fmtPct, h, hashUrl, preview } from "./lib.js";
+import { api, clear, empty, fmtInt, fmtPct, fmtTime, h, hashUrl, loading, preview } from "./lib.js";
 import { field, pipelineOptions, select } from "./runs.js";
 
 // Groups shown side by side in the per-step table; the rest are one click away.
@@ -90,7 +90,84 @@ export async function renderGroups(ctx) {
   }
   const body = await api("/groups", { pipeline, by, limit: 100 }, signal);
   if (!ctx.isCurrent()) return;
-  clear(root).append(head, form, ...groupsView(body, pipeline, by));
+  const trendBox = h("section", { class: "card", id: "trends" }, loading());
+  clear(root).append(head, form, ...groupsView(body, pipeline, by), trendBox);
+  await fillTrends(trendBox, pipeline, body, params, signal);
+}
+
+const BUCKETS = [
+  ["1h", "per hour, last 2 days"],
+  ["1d", "per day, last 48 days"],
+  ["15m", "per 15 min, last 12 hours"],
+];
+
+/** Small charts of the pipeline over time: runs, and one step's rejection shares. */
+async function fillTrends(box, pipeline, groups, params, signal) {
+  const first = groups.items[0] && groups.items[0].steps.find((s) => Object.keys(s.reason_rates).length);
+  const step = params.get("trend_step") || (groups.outlier ? groups.outlier.step : first && first.name);
+  const bucket = params.get("bucket") || "1h";
+  let body;
+  try {
+    body = await api("/trends", { pipeline, step, bucket }, signal);
+  } catch (e) {
+    if (e && e.name === "AbortError") return;
+    clear(box).append(h("p", { class: "muted", text: `No trends: ${e.message}` }));
+    return;
+  }
+  const reasons = [];
+  for (const item of body.items) for (const r of Object.keys(item.reason_rates)) if (!reasons.includes(r)) reasons.push(r);
+  const link = (extra) => hashUrl("/groups", { ...Object.fromEntries(params), ...extra });
+  clear(box).append(
+    h(
+      "div",
+      { class: "section-head" },
+      h("h2", { text: "Over time" }),
+      h(
+        "span",
+        { class: "muted" },
+        BUCKETS.map(([b, text]) =>
+          b === bucket ? h("strong", { class: "bucket", text }) : h("a", { class: "bucket", href: link({ bucket: b }), text }),
+        ),
+      ),
+    ),
+    body.items.length
+      ? h(
+          "div",
+          { class: "trend-charts" },
+          chart("Runs", body.items, (i) => i.runs, (v) => fmtInt(v)),
+          step
+            ? chart(`${step}: rejected`, body.items, (i) => i.rejected_rate, (v) => fmtPct(v), 1)
+            : null,
+          ...reasons
+            .slice(0, 3)
+            .map((r) => chart(`${step}: ${r}`, body.items, (i) => i.reason_rates[r] ?? 0, (v) => fmtPct(v), 1)),
+        )
+      : h("p", { class: "muted", text: "No runs in this time range." }),
+  );
+}
+
+/** One small bar chart; each bar's exact value and time on hover. */
+function chart(title, items, value, format, max) {
+  const values = items.map(value);
+  const top = max ?? Math.max(1, ...values.filter((v) => v !== null && v !== undefined));
+  return h(
+    "figure",
+    { class: "trend", dataset: { title } },
+    h("figcaption", { class: "cell-clip", title, text: title }),
+    h(
+      "div",
+      { class: "trend-bars" },
+      items.map((item, i) => {
+        const v = values[i];
+        const height = v === null || v === undefined ? 0 : Math.max(2, (100 * v) / top);
+        return h("span", {
+          class: "trend-bar",
+          title: `${fmtTime(item.start)}: ${v === null || v === undefined ? "—" : format(v)}`,
+          style: { height: `${height}%` },
+        });
+      }),
+    ),
+  );
 }
 
 function groupsView(body, pipeline, by) {

@@ -48,9 +48,12 @@ def upgrade() -> None:
         "ix_steps_pipeline_name_run_started", "steps", ["pipeline", "name", "run_started_at"]
     )
     op.create_index("ix_steps_type_rejected", "steps", ["type", "rejected_rate", "run_id"])
+    # "runs of P where a step rejected at least x of its input", answered from the index.
+    op.create_index("ix_steps_pipeline_rejected", "steps", ["pipeline", "rejected_rate", "run_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_steps_pipeline_rejected", "steps")
     op.drop_index("ix_steps_type_rejected", "steps")
     op.drop_index("ix_steps_pipeline_name_run_started", "steps")
     op.drop_column("steps", "rejected_rate")
