@@ -157,3 +157,20 @@ def test_fields_and_trends_answer(demo: Any, demo_server: RunningServer) -> None
     assert "locale_mismatch" in trends.out
     bad = run_cli("trends", PIPELINE, "--bucket", "1x", url=demo_server.base_url)
     assert bad.code == 2 and "bucket" in bad.err
+
+
+def test_cohorts_compare_the_german_group_with_the_rest(
+    demo: Any, demo_server: RunningServer
+) -> None:
+    runs = _support_runs(demo_server)
+    german = _german(runs)
+    result = run_cli("cohorts", PIPELINE, "metadata.locale:de-DE", url=demo_server.base_url)
+    assert result.code == 0, result.err
+    assert f"A  metadata.locale=de-DE  {len(german)} runs" in result.out
+    assert f"B  rest  {len(runs) - len(german)} runs" in result.out
+    assert (
+        "first divergence: locale_filter: locale_mismatch 100% of its input in A vs 77.5% in B"
+        in result.out
+    )
+    bad = run_cli("cohorts", PIPELINE, "locale", url=demo_server.base_url)
+    assert bad.code == 2 and "metadata.locale:de-DE" in bad.err

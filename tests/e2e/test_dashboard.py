@@ -799,6 +799,20 @@ def test_newcomer_finds_why_german_customers_get_the_us_policy(
     assert sum(int(t.rsplit(": ", 1)[1]) for t in titles if not t.endswith("—")) == len(runs)
     snap(page, shots, "10-groups")
 
+    # The group against every other run, step by step.
+    outliers.locator("a.cohort-link").click()
+    page.wait_for_function("() => location.hash.startsWith('#/compare?pipeline=')")
+    settle(page)
+    expect(page.locator("#first-divergence")).to_have_text(
+        "First divergence at locale_filter: locale_mismatch 100% of its input in A vs 77.5% in B."
+    )
+    expect(page.locator('#cohort-table tr[data-step-name="locale_filter"]')).to_contain_text(
+        "refilled"
+    )
+    snap(page, shots, "10b-cohorts")
+    page.go_back()
+    settle(page)
+
     # The group's runs, and what sets them apart from the others.
     outliers.locator("a").first.click()
     page.wait_for_function("() => location.hash.startsWith('#/runs?')")

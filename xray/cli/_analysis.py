@@ -12,7 +12,7 @@ from xray.cli._format import Column, brief, count, rate, render_table, timestamp
 from xray.cli._http import quote_path
 from xray.cli._queries import Context, run_filter_params
 
-__all__ = ["cmd_contrast", "cmd_fields", "cmd_groups", "cmd_trends"]
+__all__ = ["cmd_cohorts", "cmd_contrast", "cmd_fields", "cmd_groups", "cmd_trends"]
 
 # Groups shown side by side in the per-step table; the rest are in --json.
 _STEP_COLUMNS = 6
@@ -221,4 +221,61 @@ def cmd_fields(ctx: Context, args: argparse.Namespace) -> int:
         for entry in body[section]
     ]
     ctx.emit(render_table(columns, rows, stream=ctx.out))
+    return 0
+
+
+def _cohort_cell(side: dict[str, Any] | None) -> str:
+    if not side:
+        return "(absent)"
+    flow = f"{count(side.get('median_input'))} → {count(side.get('median_output'))}"
+    return f"{flow}  {_top_reason(side)}"
+
+
+def cmd_cohorts(ctx: Context, args: argparse.Namespace) -> int:
+    params = {"pipeline": args.pipeline, "a": args.a, "b": args.b, "sample": args.sample}
+    body = ctx.api.get("/compare", params | run_filter_params(args))
+    if ctx.as_json:
+        ctx.dump(body)
+        return 0
+    a, b = body["a"], body["b"]
+    ctx.emit(f"A  {a['label']}  {count(a['runs'])} runs")
+    ctx.emit(f"B  {b['label']}  {count(b['runs'])} runs")
+    first = body.get("first_divergence")
+    if first:
+        ctx.emit(
+            f"first divergence: {first['step']}: {first['reason']} {rate(first['rate'])} of its "
+            f"input in A vs {rate(first['rest_rate'])} in B"
+        )
+    ctx.emit()
+    columns = [
+        Column("#", ">"),
+        Column("STEP"),
+        Column("A: MEDIAN IN → OUT, REJECTED, TOP REASON", shrink=True),
+        Column("B", shrink=True),
+        Column("PARAMS THAT DIFFER", shrink=True),
+    ]
+    rows = []
+    for step in body["steps"]:
+        pa = (step["a"] or {}).get("params") or {}
+        pb = (step["b"] or {}).get("params") or {}
+        differ = ", ".join(
+            f"{k}: {value_text(pa.get(k))} vs {value_text(pb.get(k))}"
+            for k in sorted(set(pa) | set(pb))
+            if pa.get(k) != pb.get(k) and k in pa and k in pb
+        )
+        rows.append(
+            [
+                str(step["position"]),
+                step["name"],
+                _cohort_cell(step["a"]),
+                _cohort_cell(step["b"]),
+                differ,
+            ]
+        )
+    ctx.emit(render_table(columns, rows, stream=ctx.out))
+    for label, side in (("A", a), ("B", b)):
+        outputs = ", ".join(
+            f"{brief(o['value'], 60)} ({count(o['runs'])})" for o in side["outputs"]
+        )
+        ctx.emit(f"{label} outputs: {outputs or '-'}")
     return 0

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from xray.cli._analysis import cmd_contrast, cmd_fields, cmd_groups, cmd_trends
+from xray.cli._analysis import cmd_cohorts, cmd_contrast, cmd_fields, cmd_groups, cmd_trends
 from xray.cli._diff import cmd_diff
 from xray.cli._errors import EXIT_ERROR, EXIT_USAGE, CLIError
 from xray.cli._queries import (
@@ -275,6 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=_positive, default=1000)
     p.add_argument("--limit", type=_positive, default=20, help="fields shown (default 20)")
     p.set_defaults(handler=cmd_contrast)
+
+    p = sub.add_parser(
+        "cohorts",
+        parents=[conn, filters],
+        help="two groups of a pipeline's runs side by side, step by step",
+        description="Compare two groups of runs: A and B are KEY:VALUE with the keys of "
+        "`xray groups --by` (metadata.locale:de-DE); B defaults to every other run.",
+    )
+    p.add_argument("pipeline", metavar="PIPELINE")
+    p.add_argument("a", metavar="A", help="e.g. metadata.locale:de-DE")
+    p.add_argument("b", metavar="B", nargs="?", default="rest", help="another group, or rest")
+    p.add_argument("--sample", type=_positive, default=1000)
+    p.set_defaults(handler=cmd_cohorts)
 
     p = sub.add_parser(
         "trends", parents=[conn], help="runs per time bucket, with one step's reasons"

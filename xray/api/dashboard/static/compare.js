@@ -88,6 +88,10 @@ export async function renderCompare(ctx) {
   );
   const aId = params.get("a");
   const bId = params.get("b");
+  if (params.get("pipeline") && aId) {
+    await renderCohorts(ctx, head);
+    return;
+  }
   if (!aId || !bId) {
     clear(root).append(
       head,
@@ -419,6 +423,123 @@ function runCard(label, run, cmp) {
       { class: "output-line" },
       h("span", { class: "muted", text: "Output " }),
       h("code", { class: "mono", title: preview(run.output, 2000), text: preview(run.output, 120) }),
+    ),
+  );
+}
+
+// Two groups of one pipeline's runs (?pipeline=P&a=metadata.locale:de-DE&b=rest), step by
+// step: median counts, rejection shares, top reasons and the params constant in each.
+async function renderCohorts(ctx, head) {
+  const { root, params, signal } = ctx;
+  const cmp = await api(
+    "/compare",
+    { pipeline: params.get("pipeline"), a: params.get("a"), b: params.get("b") || "rest" },
+    signal,
+  );
+  if (!ctx.isCurrent()) return;
+  head.querySelector("h1").textContent = "Compare groups of runs";
+  head.querySelector("p").textContent =
+    "Two groups of a pipeline's runs side by side, step by step: where do their rejections part?";
+  const first = cmp.first_divergence;
+  const side = (s) => {
+    if (!s) return [h("td", { class: "muted", text: "absent" }), h("td", {})];
+    const reasons = Object.entries(s.reason_rates);
+    return [
+      h("td", { class: "num", text: `${fmtInt(s.median_input)} → ${fmtInt(s.median_output)}` }),
+      h(
+        "td",
+        { title: reasons.map(([r, v]) => `${r} ${fmtPct(v)}`).join("\n") },
+        reasons.length
+          ? h(
+              "div",
+              { class: "cell-clip" },
+              h("strong", { text: fmtPct(s.rejected_rate) }),
+              ` ${reasons[0][0]} ${fmtPct(reasons[0][1])}`,
+            )
+          : h("span", { class: "muted", text: "no rejections" }),
+        s.readmitted_runs ? h("span", { class: "chip chip-warn", text: "refilled" }) : null,
+      ),
+    ];
+  };
+  clear(root).append(
+    head,
+    h(
+      "div",
+      { class: "two-col" },
+      [cmp.a, cmp.b].map((g, i) =>
+        h(
+          "section",
+          { class: "card run-card" },
+          h(
+            "div",
+            { class: "section-head" },
+            h("span", { class: "ab-label", text: i ? "B" : "A" }),
+            h("h2", { class: "cell-clip", title: g.label, text: g.label }),
+          ),
+          h("p", { class: "muted", text: `${fmtInt(g.runs)} runs` }),
+          g.outputs.map((o) =>
+            h("div", { class: "truncate mono", title: preview(o.value, 2000), text: `${fmtInt(o.runs)} × ${preview(o.value, 100)}` }),
+          ),
+        ),
+      ),
+    ),
+    h(
+      "p",
+      { class: first ? "divergence" : "divergence same", id: "first-divergence" },
+      first
+        ? [
+            "First divergence at ",
+            h("strong", { text: first.step }),
+            `: ${first.reason} ${fmtPct(first.rate)} of its input in A vs ${fmtPct(first.rest_rate)} in B.`,
+          ]
+        : "The two groups' rejections do not differ.",
+    ),
+    h(
+      "section",
+      { class: "card" },
+      h("div", { class: "section-head" }, h("h2", { text: "Step by step" })),
+      h(
+        "table",
+        { class: "grid fixed", id: "cohort-table" },
+        h(
+          "colgroup",
+          {},
+          h("col", { class: "c-pos" }),
+          h("col", { class: "c-step" }),
+          h("col", { class: "c-count" }),
+          h("col", {}),
+          h("col", { class: "c-count" }),
+          h("col", {}),
+        ),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", { class: "num", text: "#" }),
+            h("th", { text: "Step" }),
+            h("th", { class: "num", text: "A: median in → out" }),
+            h("th", { text: "A: rejected, top reason" }),
+            h("th", { class: "num", text: "B: median in → out" }),
+            h("th", { text: "B: rejected, top reason" }),
+          ),
+        ),
+        h(
+          "tbody",
+          {},
+          cmp.steps.map((s) =>
+            h(
+              "tr",
+              { class: first && first.step === s.name ? "row-differs" : "", dataset: { stepName: s.name } },
+              h("td", { class: "num muted", text: s.position }),
+              h("td", { class: "cell-clip", title: s.name }, h("span", { class: "strong", text: s.name })),
+              ...side(s.a),
+              ...side(s.b),
+            ),
+          ),
+        ),
+      ),
     ),
   );
 }

@@ -227,6 +227,14 @@ function groupsView(body, pipeline, by) {
               { class: "cell-clip", title: text },
               h("a", { class: "strong", href, text }),
               item.outlier ? h("span", { class: "chip chip-warn", text: "outlier" }) : null,
+              item.missing
+                ? null
+                : h("a", {
+                    class: "chip cohort-link",
+                    href: hashUrl("/compare", { pipeline, a: `${by}:${text}`, b: "rest" }),
+                    title: "This group and every other run, step by step",
+                    text: "vs rest",
+                  }),
             ),
             h("td", { class: "num" }, h("a", { href, text: fmtInt(item.runs) })),
             h(
