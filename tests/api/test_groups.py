@@ -318,8 +318,17 @@ async def test_trends_per_bucket_show_the_reason_share(client: httpx.AsyncClient
     bucket = next(b for b in body["items"] if b["runs"])
     assert bucket["steps"] == bucket["runs"]
     assert bucket["reason_rates"]["locale_mismatch"] == pytest.approx((3 * 40 + 9 * 31) / (12 * 40))
-    response = await client.get("/trends", params={"pipeline": PIPELINE, "bucket": "1x"})
-    assert response.status_code == 422 and response.json()["fields"][0]["field"] == "bucket"
+    for edge in (
+        {"until": "0001-01-01T00:00:00Z"},
+        {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T00:00:00Z"},
+    ):
+        response = await client.get(
+            "/trends", params={"pipeline": PIPELINE, "bucket": "366d", **edge}
+        )
+        assert response.status_code == 200, response.text
+    for bad in ("1x", "0h", "99999999d"):
+        response = await client.get("/trends", params={"pipeline": PIPELINE, "bucket": bad})
+        assert response.status_code == 422 and response.json()["fields"][0]["field"] == "bucket"
 
 
 async def test_pipeline_keys_list_metadata_and_params_with_counts(

@@ -688,6 +688,7 @@ async def contrast(
 
 _BUCKET_UNITS = {"m": 60, "h": 3600, "d": 86400}
 MAX_BUCKETS = 500
+MAX_BUCKET = timedelta(days=366)
 _TREND_STEPS = 20_000
 
 
@@ -701,14 +702,20 @@ def parse_bucket(text: str) -> timedelta:
     unit = text[-1:]
     if unit not in _BUCKET_UNITS or not text[:-1].isdigit() or int(text[:-1]) < 1:
         raise ValueError("use a whole number and a unit: 15m, 1h, 1d")
-    return timedelta(seconds=int(text[:-1]) * _BUCKET_UNITS[unit])
+    size = timedelta(seconds=int(text[:-1]) * _BUCKET_UNITS[unit])
+    if size > MAX_BUCKET:
+        raise ValueError("at most 366d")
+    return size
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def _floor(moment: datetime, size: timedelta) -> datetime:
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    seconds = int((moment - epoch).total_seconds())
+    seconds = int((moment - _EPOCH).total_seconds())
     step = int(size.total_seconds())
-    return epoch + timedelta(seconds=seconds - seconds % step)
+    return _EPOCH + timedelta(seconds=seconds - seconds % step)
 
 
 async def trends(
@@ -727,8 +734,10 @@ async def trends(
         >>> await trends(session, pipeline="support-answer", step="locale_filter",
         ...              bucket=parse_bucket("1h"))  # doctest: +SKIP
     """
-    until = until or datetime.now(UTC)
-    since = since or until - bucket * 48
+    # Clamped to a range where bucket arithmetic cannot overflow a datetime.
+    until = min(until or datetime.now(UTC), _LATEST)
+    until = max(until, _EPOCH + bucket)
+    since = max(since or until - bucket * 48, _EPOCH)
     if (until - since) / bucket > MAX_BUCKETS:
         since = until - bucket * MAX_BUCKETS
     runs = (
