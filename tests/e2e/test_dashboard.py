@@ -924,6 +924,13 @@ def test_long_names_huge_counts_and_long_runs_keep_the_layout(
     expect(page.locator(".title-row h1")).to_have_attribute("title", pipeline)
     snap(page, shots, "14-long-names-run")
 
+    # The step opened: a 300-character reason keeps the histogram and decisions on screen.
+    page.goto(f"{demo.url}/#/runs/{run_id}?step={step_id}")
+    settle(page)
+    expect(page.locator("#reason-histogram")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    snap(page, shots, "14b-long-reason-step")
+
     page.goto(f"{demo.url}/#/runs?pipeline={pipeline}&cols=locale")
     settle(page)
     fits("#runs-table")

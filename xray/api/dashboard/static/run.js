@@ -442,7 +442,7 @@ async function fillStepPanel(panel, run, step, params, ctx) {
   const head = h(
     "div",
     { class: "panel-summary" },
-    h("strong", { text: step.name }),
+    h("strong", { class: "truncate", title: step.name, text: step.name }),
     typeChip(step.type),
     statusBadge(step.status),
     h("span", { class: "muted", text: stepSummary(step) }),
@@ -505,7 +505,7 @@ async function fillStepPanel(panel, run, step, params, ctx) {
                 h("a", {
                   href: stepUrl({ reason, decision: params.get("decision") }),
                   class: "mono",
-                  title: "Show these decisions",
+                  title: `Show these decisions: ${reason}`,
                   text: reason,
                 }),
               ),
@@ -696,7 +696,7 @@ function decisionsTable(items, runId) {
           { dataset: { candidate: d.candidate_key, decision: d.decision } },
           h("td", {}, candidateLink(d.candidate_key, runId)),
           h("td", {}, decisionBadge(d.decision)),
-          h("td", { class: "mono", text: d.reason || "" }),
+          h("td", { class: "mono cell-clip", title: d.reason || "", text: d.reason || "" }),
           h("td", {
             class: "num",
             text: d.score === null || d.score === undefined ? "" : Number(d.score).toFixed(3),
