@@ -99,6 +99,9 @@ def step_conditions(
         if min_reason_rate is not None:
             conditions.append(StepRow.input_count > 0)
             conditions.append(counted >= literal(min_reason_rate) * StepRow.input_count)
+            # Implied (one reason's share is at most the share rejected), and what the
+            # (pipeline | type, rejected_rate) indexes answer before any JSON is read.
+            conditions.append(StepRow.rejected_rate >= min_reason_rate)
         else:
             # A step's own decisions: the (step_id, seq) index bounds this to one step.
             decided = exists(
