@@ -364,3 +364,29 @@ async def test_runs_count_is_exact_and_follows_the_filters(client: httpx.AsyncCl
     assert german == {"total": 3, "exact": True}
     response = await client.get("/runs/count", params={"min_reason_rate": 2})
     assert response.status_code == 422
+
+
+HOSTILE = ["'; DROP TABLE runs; --", '" OR 1=1 --', "\\u0000", "ü" * 300, "%", "_", "{}", "$.a"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+async def test_hostile_values_in_the_population_queries_are_answered_never_500(
+    client: httpx.AsyncClient, text: str
+) -> None:
+    await _load(client, runs_per_locale=1)
+    requests = [
+        ("/groups", {"pipeline": text, "by": f"metadata.{text}"}),
+        ("/groups", {"pipeline": PIPELINE, "by": f"step.{text}.params.{text}", "reason": text}),
+        ("/contrast", {"pipeline": PIPELINE, f"metadata.{text}!": text, "min_reason_rate": 0.5}),
+        ("/compare", {"pipeline": PIPELINE, "a": f"output.{text}:{text}", "b": text}),
+        ("/trends", {"pipeline": text, "step": text}),
+        ("/runs", {"reason": text, "min_reason_rate": 1, f"metadata.{text}": text}),
+        ("/steps", {"reason": text, f"metadata.{text}!": text}),
+        ("/runs/count", {"reason": text}),
+        (f"/pipelines/{text}/keys", {}),
+    ]
+    for path, params in requests:
+        response = await client.get(path, params=params)
+        assert response.status_code in (200, 404, 422), (path, response.text)
+    # Nothing was dropped or changed.
+    assert (await _get(client, "/runs/count")) == {"total": 4, "exact": True}
