@@ -25,13 +25,14 @@ def cli_json(server: RunningServer, *argv: str) -> Any:
     return json.loads(result.out)
 
 
-def test_demo_records_three_pipelines_and_the_two_laptop_stand_runs(
+def test_demo_records_four_pipelines_and_the_two_laptop_stand_runs(
     demo: Any, demo_server: RunningServer
 ) -> None:
     assert demo.counts() == {
         "competitor-selection": RUNS_PER_PIPELINE + 2,
         "listing-optimisation": RUNS_PER_PIPELINE,
         "product-categorisation": RUNS_PER_PIPELINE,
+        "support-answer": RUNS_PER_PIPELINE,
     }
     pipelines = {p["pipeline"]: p["run_count"] for p in cli_json(demo_server, "pipelines")}
     assert pipelines == demo.counts()

@@ -36,12 +36,12 @@ def test_demo_once_starts_loads_prints_and_stops(tmp_path: Path) -> None:
     assert f"Dashboard        http://127.0.0.1:{port}/" in result.out
     assert f"export XRAY_BASE_URL=http://127.0.0.1:{port}" in result.out
     assert (
-        "Recorded 5 runs (competitor-selection 3, listing-optimisation 1, product-categorisation 1)"
-        in result.out
+        "Recorded 6 runs (competitor-selection 3, listing-optimisation 1, "
+        "product-categorisation 1, support-answer 1)" in result.out
     )
     commands = printed_commands(result.out)
-    assert [c[0] for c in commands] == ["runs", "run", "candidate", "diff", "steps"]
-    assert "5/5  done" in result.err  # the progress bar, one line per pipeline when piped
+    assert [c[0] for c in commands] == ["runs", "run", "candidate", "diff", "steps", "groups"]
+    assert "6/6  done" in result.err  # the progress bar, one line per pipeline when piped
     assert (tmp_path / "d" / "xray.db").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
@@ -139,7 +139,7 @@ def test_demo_into_a_running_server_prints_its_summary_as_json(tmp_path: Path) -
         assert result.code == 0, result.err
         summary = json.loads(result.out)
         assert summary["base_url"] == server.base_url
-        assert len(summary["runs"]) == 5
+        assert len(summary["runs"]) == 6
         bad = httpx.get(f"{server.base_url}/runs/{summary['bad_run_id']}", timeout=5).json()
         assert bad["output"]["competitor"]["asin"] == summary["bad_candidate_key"]
 

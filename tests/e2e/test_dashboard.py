@@ -271,7 +271,7 @@ def test_newcomer_finds_why_the_laptop_stand_got_a_phone_case(
 
     # 6. Compare with the good run of the same product, picked from the run page.
     page.goto(f"{demo.url}/#/runs/{bad['id']}")
-    page.select_option("#compare-with", good["id"])
+    page.fill("#compare-with", good["id"])
     page.click("#compare-go")
     expect(page.locator("h1")).to_have_text("Compare runs")
     expect(page.locator("#first-divergence")).to_contain_text("generate_keywords")
@@ -330,10 +330,18 @@ def test_runs_list_pages_with_a_cursor_kept_in_the_url(demo: Demo, page: Page) -
     page.goto(f"{demo.url}/#/runs?limit=5")
     first = ids(page, "#runs-table tbody tr", "runId")
     assert first == expected[:5]
+    total = len(_get(demo.server, "/runs", limit=500)["items"])
+    expect(page.locator("#pager-label")).to_have_text(f"Page 1 · runs 1–5 of {total}")  # noqa: RUF001
     page.get_by_role("button", name="Next page").click()
     page.wait_for_function("() => location.hash.includes('cursor=')")
     assert ids(page, "#runs-table tbody tr", "runId") == expected[5:]
-    expect(page.locator("#pager-label")).to_contain_text("5 runs on this page")
+    expect(page.locator("#pager-label")).to_have_text(f"Page 2 · runs 6–10 of {total}")  # noqa: RUF001
+    page.get_by_role("button", name="Next page").click()
+    page.wait_for_function("() => location.hash.includes('back=')")
+    expect(page.locator("#pager-label")).to_contain_text("Page 3 · runs 11–")  # noqa: RUF001
+    page.get_by_role("button", name="Previous page").click()
+    page.wait_for_function("() => !location.hash.includes('back=')")
+    assert ids(page, "#runs-table tbody tr", "runId") == expected[5:]
     page.get_by_role("button", name="First page").click()
     page.wait_for_function("() => !location.hash.includes('cursor=')")
     assert ids(page, "#runs-table tbody tr", "runId") == first
@@ -744,3 +752,188 @@ def test_a_run_with_hundreds_of_steps_shows_the_first_ones_then_all(demo: Demo, 
     settle(page)
     expect(page.locator("#funnel .funnel-row")).to_have_count(350)
     expect(page.locator(".funnel-row.is-open")).to_have_attribute("data-step-name", "item_340")
+
+
+# ------------------------------------------------------------------ populations of runs
+
+SUPPORT = "support-answer"
+
+
+def _support_runs(demo: Demo) -> list[dict[str, Any]]:
+    listed = _get(demo.server, "/runs", pipeline=SUPPORT, limit=500)["items"]
+    return [_get(demo.server, f"/runs/{r['id']}") for r in listed]
+
+
+def test_newcomer_finds_why_german_customers_get_the_us_policy(
+    demo: Demo, page: Page, shots: Path
+) -> None:
+    """Symptom about a group of users → the step and the reason, from the Groups page."""
+    runs = _support_runs(demo)
+    german = [r for r in runs if r["metadata"]["locale"] == "de-DE"]
+    assert german and all(r["output"]["region"] == "US" for r in german)
+
+    page.goto(f"{demo.url}/#/groups")
+    page.select_option("#f-pipeline", SUPPORT)
+    page.wait_for_function("() => location.hash.includes('support-answer')")
+    settle(page)
+    page.select_option("#f-by", "metadata.locale")
+    page.wait_for_function("() => location.hash.includes('by=metadata.locale')")
+    settle(page)
+    banner = page.locator("#groups-outlier")
+    expect(banner).to_contain_text("metadata.locale = de-DE differs most")
+    expect(banner).to_contain_text("locale_filter rejects 100% of its input for locale_mismatch")
+    expect(banner).to_contain_text("against 77.5% in the other runs")
+    outliers = page.locator("#groups-table tr.is-outlier")
+    expect(outliers).to_have_count(1)
+    expect(outliers).to_have_attribute("data-value", "de-DE")
+    expect(outliers).to_contain_text("returns-us")
+    cell = page.locator('#groups-steps tr[data-step-name="locale_filter"] td.is-outlier')
+    expect(cell).to_contain_text("100% locale_mismatch 100%")
+    expect(cell).to_contain_text("refilled")
+    # Over time: runs per hour and the outlier step's rejection shares, one look.
+    expect(
+        page.locator('#trends figure[data-title="locale_filter: locale_mismatch"]')
+    ).to_have_count(1)
+    bars = page.locator('#trends figure[data-title="Runs"] .trend-bar')
+    titles = bars.evaluate_all("els => els.map(e => e.title)")
+    assert sum(int(t.rsplit(": ", 1)[1]) for t in titles if not t.endswith("—")) == len(runs)
+    snap(page, shots, "10-groups")
+
+    # The group against every other run, step by step.
+    outliers.locator("a.cohort-link").click()
+    page.wait_for_function("() => location.hash.startsWith('#/compare?pipeline=')")
+    settle(page)
+    expect(page.locator("#first-divergence")).to_have_text(
+        "First divergence at locale_filter: locale_mismatch 100% of its input in A vs 77.5% in B."
+    )
+    expect(page.locator('#cohort-table tr[data-step-name="locale_filter"]')).to_contain_text(
+        "refilled"
+    )
+    snap(page, shots, "10b-cohorts")
+    page.go_back()
+    settle(page)
+
+    # The group's runs, and what sets them apart from the others.
+    outliers.locator("a").first.click()
+    page.wait_for_function("() => location.hash.startsWith('#/runs?')")
+    settle(page)
+    shown = ids(page, "#runs-table tbody tr", "runId")
+    assert sorted(shown) == sorted(r["id"] for r in german)
+    first = page.locator("#contrast-table tbody tr").first
+    expect(first).to_contain_text("de-DE")
+    expect(first).to_contain_text(f"{len(german)}/{len(german)}")
+    expect(first).to_contain_text(f"0/{len(runs) - len(german)}")
+    expect(page.locator("#contrast-reason")).to_contain_text(
+        "locale_filter rejects 100% of its input for locale_mismatch here vs 77.5%"
+    )
+    # The locale is shown as a column of the pipeline's runs.
+    expect(page.locator("#runs-table thead")).to_contain_text("locale")
+    snap(page, shots, "11-contrast")
+
+    # One German run: the funnel shows the reasons and the refill without a click.
+    page.goto(f"{demo.url}/#/runs/{german[0]['id']}")
+    row = page.locator('.funnel-row[data-step-name="locale_filter"]')
+    expect(row.locator(".seq")).to_have_text("2")
+    expect(row.locator(".reason-line")).to_contain_text("locale_mismatch 40 (100%)")
+    expect(row.locator(".reason-line")).to_contain_text("rejected 100% · refilled")
+    expect(row.locator(".elim")).to_have_text("77.5%")
+    snap(page, shots, "12-run-reasons")
+
+
+def test_compare_ranks_the_param_and_shows_reason_counts_in_bounded_requests(
+    demo: Demo, page: Page, shots: Path
+) -> None:
+    runs = _support_runs(demo)
+    english = next(r for r in runs if r["metadata"]["locale"] == "en-US")
+    german = next(r for r in runs if r["metadata"]["locale"] == "de-DE")
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{demo.url}/#/compare?a={english['id']}&b={german['id']}")
+    settle(page)
+    expect(page.locator("#first-divergence")).to_contain_text(
+        'First difference at locale_filter: locale_filter.params.locale: "en-US" → "de-DE"'
+    )
+    row = page.locator('#compare-table tr[data-step-name="locale_filter"]')
+    expect(row.locator(".reason-diff")).to_have_text("locale_mismatch: 31 → 40")
+    expect(row).to_contain_text("100% rej. · refilled")
+    expect(page.locator(".meta-diff").first).to_contain_text("locale=en-US")
+    api_calls = [u for u in requests if "/static/" not in u and not u.endswith("/")]
+    # One comparison plus kept candidates for at most four steps (four requests each).
+    assert len(api_calls) <= 1 + 4 * 4, api_calls
+    assert sum("/compare?" in u for u in api_calls) == 1
+    snap(page, shots, "13-compare-support")
+
+
+def test_long_names_huge_counts_and_long_runs_keep_the_layout(
+    demo: Demo, page: Page, shots: Path
+) -> None:
+    run_id, step_id = str(uuid.uuid4()), str(uuid.uuid4())
+    pipeline = "p" * 200
+    name = "s" * 200
+    reason = "r" * 300
+    started = "2026-01-01T00:00:00+00:00"
+    body = {
+        "runs": [
+            {
+                "id": run_id,
+                "pipeline": pipeline,
+                "status": "success",
+                "started_at": started,
+                "ended_at": "2026-01-02T03:26:05+00:00",
+                "duration_ms": 98_765_000,
+                "metadata": {"locale": "x" * 150},
+                "output": {"text": "o" * 500},
+            }
+        ],
+        "steps": [
+            {
+                "id": step_id,
+                "run_id": run_id,
+                "name": name,
+                "type": "filter",
+                "seq": 0,
+                "started_at": started,
+                "input_count": 12_345_678,
+                "output_count": 1,
+                "reason_counts": {reason: 12_345_677},
+            }
+        ],
+    }
+    response = httpx.post(
+        f"{demo.url}/batch", json=body, headers={"X-API-Key": API_KEY}, timeout=30
+    )
+    assert response.status_code < 300, response.text
+
+    def fits(selector: str) -> None:
+        widths = page.locator(selector).evaluate(
+            "t => [t.getBoundingClientRect().right, t.closest('.card, main').getBoundingClientRect().right]"
+        )
+        assert widths[0] <= widths[1] + 1, (selector, widths)
+
+    page.goto(f"{demo.url}/#/runs/{run_id}")
+    row = page.locator(".funnel-row").first
+    expect(row.locator(".elim")).to_have_text("99.99999%")
+    expect(page.locator("main")).to_contain_text("27 h 26 min")
+    name_box = row.locator(".step-name .truncate").bounding_box()
+    bar_box = row.locator(".bar").bounding_box()
+    assert name_box and bar_box and name_box["x"] + name_box["width"] <= bar_box["x"] + 1
+    expect(row.locator(".step-name .truncate")).to_have_attribute("title", name)
+    fits("#funnel")
+    # Nothing pushes the page sideways: the 200-character name is cut, whole on hover.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    expect(page.locator(".title-row h1")).to_have_attribute("title", pipeline)
+    snap(page, shots, "14-long-names-run")
+
+    # The step opened: a 300-character reason keeps the histogram and decisions on screen.
+    page.goto(f"{demo.url}/#/runs/{run_id}?step={step_id}")
+    settle(page)
+    expect(page.locator("#reason-histogram")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    snap(page, shots, "14b-long-reason-step")
+
+    page.goto(f"{demo.url}/#/runs?pipeline={pipeline}&cols=locale")
+    settle(page)
+    fits("#runs-table")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    expect(page.locator("#runs-table td.cell-clip").first).to_have_attribute("title", pipeline)
+    snap(page, shots, "15-long-names-runs")

@@ -27,6 +27,7 @@ EXAMPLES = [
     "competitor_selection",
     "listing_optimisation",
     "product_categorisation",
+    "support_answer",
     "minimal",
     "full",
 ]

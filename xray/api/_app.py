@@ -27,7 +27,17 @@ from xray.api._migrate import upgrade_for_server
 from xray.api._state import AppState, KeyCache, key_digests
 from xray.api.db.session import create_engine, is_sqlite, session_factory
 from xray.api.errors import install_error_handlers, is_database_unavailable
-from xray.api.routes import candidates, dashboard, health, ingest, otlp, pipelines, runs, steps
+from xray.api.routes import (
+    analysis,
+    candidates,
+    dashboard,
+    health,
+    ingest,
+    otlp,
+    pipelines,
+    runs,
+    steps,
+)
 from xray.api.services.retention import delete_older_than, retention_cutoff
 from xray.shared import APIConfig
 
@@ -182,7 +192,7 @@ def create_app(config: APIConfig | None = None) -> FastAPI:
         ],
     )
     install_error_handlers(app)
-    for module in (ingest, runs, steps, candidates, pipelines, health, otlp):
+    for module in (ingest, runs, steps, candidates, pipelines, analysis, health, otlp):
         app.include_router(module.router)
     dashboard.mount_dashboard(app)
     app.openapi = _openapi(app)  # type: ignore[method-assign]

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from xray.cli._analysis import cmd_cohorts, cmd_contrast, cmd_fields, cmd_groups, cmd_trends
 from xray.cli._diff import cmd_diff
 from xray.cli._errors import EXIT_ERROR, EXIT_USAGE, CLIError
 from xray.cli._queries import (
@@ -57,6 +58,8 @@ examples:
   xray steps --type filter --min-elimination-rate 0.9
   xray candidate B0PHCASE77 --run 5f0c...
   xray diff RUN_A RUN_B
+  xray groups support-answer --by metadata.locale      which group of runs differs, where
+  xray contrast support-answer --metadata locale=de-DE what sets those runs apart
 """
 
 
@@ -110,6 +113,45 @@ def _server_options() -> _Parser:
     return parent
 
 
+def _run_filter_options() -> _Parser:
+    """The run filters of ``runs``, ``groups`` and ``contrast`` (those of ``GET /runs``)."""
+    parent = _Parser(add_help=False)
+    group = parent.add_argument_group("run filters")
+    group.add_argument("--status", choices=[s.value for s in RunStatus])
+    group.add_argument(
+        "--since", type=parse_time, help="started at or after: ISO-8601 or an age (30m, 2h, 7d)"
+    )
+    group.add_argument("--until", type=parse_time, help="started before: ISO-8601 or an age")
+    group.add_argument(
+        "--metadata",
+        action="append",
+        metavar="KEY=VALUE",
+        help="run metadata equals (KEY!=VALUE: differs or is missing); repeatable, all match",
+    )
+    group.add_argument(
+        "--step-type", choices=[t.value for t in StepType], help="runs having a step of this type"
+    )
+    group.add_argument("--step-name", help="... and/or of this name ...")
+    group.add_argument(
+        "--min-elimination-rate",
+        type=parse_rate,
+        help="... that eliminated at least this share, out/in (0.9 or 90%%)",
+    )
+    group.add_argument("--max-elimination-rate", type=parse_rate, help="... at most this share")
+    group.add_argument("--reason", help="... that rejected candidates for this reason")
+    group.add_argument(
+        "--min-reason-rate",
+        type=parse_rate,
+        help="... for at least this share of its input (with --reason)",
+    )
+    group.add_argument(
+        "--min-rejected-rate",
+        type=parse_rate,
+        help="... that rejected at least this share of its input (any reason)",
+    )
+    return parent
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, for ``main`` and for ``--help`` text in the docs."""
     conn = _connection_options()
@@ -131,26 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
     step_types = [t.value for t in StepType]
     statuses = [s.value for s in RunStatus]
 
-    p = sub.add_parser("runs", parents=[conn], help="list runs, newest first, with filters")
+    filters = _run_filter_options()
+    p = sub.add_parser(
+        "runs", parents=[conn, filters], help="list runs, newest first, with filters"
+    )
     p.add_argument("--pipeline", help="only this pipeline")
-    p.add_argument("--status", choices=statuses)
     p.add_argument(
-        "--since", type=parse_time, help="started at or after: ISO-8601 or an age (30m, 2h, 7d)"
-    )
-    p.add_argument("--until", type=parse_time, help="started before: ISO-8601 or an age")
-    p.add_argument("--step-type", choices=step_types, help="runs having a step of this type ...")
-    p.add_argument("--step-name", help="... and/or of this name ...")
-    p.add_argument(
-        "--min-elimination-rate",
-        type=parse_rate,
-        help="... that eliminated at least this share (0.9 or 90%%)",
-    )
-    p.add_argument("--max-elimination-rate", type=parse_rate, help="... at most this share")
-    p.add_argument(
-        "--metadata",
-        action="append",
-        metavar="KEY=VALUE",
-        help="run metadata equals (repeatable, all must match)",
+        "--columns",
+        metavar="KEY,KEY",
+        help="show these run metadata keys as columns (e.g. locale,app_version)",
     )
     p.add_argument("--limit", type=_positive, default=20, help="how many runs (default 20)")
     p.set_defaults(handler=cmd_runs)
@@ -176,13 +207,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-elimination-rate", type=parse_rate)
     p.add_argument("--min-input-count", type=_positive, help="at least this many candidates in")
+    p.add_argument("--reason", help="steps that rejected candidates for this reason")
+    p.add_argument(
+        "--min-reason-rate", type=parse_rate, help="... for at least this share of the input"
+    )
+    p.add_argument(
+        "--min-rejected-rate",
+        type=parse_rate,
+        help="rejected at least this share of the input, any reason (0.9 or 90%%)",
+    )
+    p.add_argument(
+        "--metadata", action="append", metavar="KEY=VALUE", help="steps of runs with metadata"
+    )
     p.add_argument("--since", type=parse_time)
     p.add_argument("--until", type=parse_time)
     p.add_argument("--limit", type=_positive, default=50, help="how many steps (default 50)")
     p.set_defaults(handler=cmd_steps)
 
-    p = sub.add_parser("decisions", parents=[conn], help="the per-candidate decisions of one step")
-    p.add_argument("step_id", metavar="STEP_ID")
+    p = sub.add_parser(
+        "decisions",
+        parents=[conn],
+        help="the per-candidate decisions of one step (STEP_ID, or RUN_ID --step NAME)",
+    )
+    p.add_argument("target", metavar="STEP_ID|RUN_ID")
+    p.add_argument(
+        "--step", metavar="NAME", help="the run's step of this name (NAME#2: its second one)"
+    )
     p.add_argument("--decision", choices=["accepted", "rejected", "selected", "scored"])
     p.add_argument("--reason")
     p.add_argument("--candidate", help="only this candidate key")
@@ -204,6 +254,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_a", metavar="RUN_A")
     p.add_argument("run_b", metavar="RUN_B")
     p.set_defaults(handler=cmd_diff)
+
+    p = sub.add_parser(
+        "groups",
+        parents=[conn, filters],
+        help="a pipeline's runs grouped by a key, with per-step reason shares and the outlier",
+    )
+    p.add_argument("pipeline", metavar="PIPELINE")
+    p.add_argument(
+        "--by",
+        required=True,
+        help="metadata.<key>, output.<field>, status or step.<name>.params.<key>",
+    )
+    p.add_argument(
+        "--sample", type=_positive, default=1000, help="read the newest N runs (default 1000)"
+    )
+    p.set_defaults(handler=cmd_groups)
+
+    p = sub.add_parser(
+        "contrast",
+        parents=[conn, filters],
+        help="what sets the runs matching the filters apart from the pipeline's other runs",
+    )
+    p.add_argument("pipeline", metavar="PIPELINE")
+    p.add_argument("--sample", type=_positive, default=1000)
+    p.add_argument("--limit", type=_positive, default=20, help="fields shown (default 20)")
+    p.set_defaults(handler=cmd_contrast)
+
+    p = sub.add_parser(
+        "cohorts",
+        parents=[conn, filters],
+        help="two groups of a pipeline's runs side by side, step by step",
+        description="Compare two groups of runs: A and B are KEY:VALUE with the keys of "
+        "`xray groups --by` (metadata.locale:de-DE); B defaults to every other run.",
+    )
+    p.add_argument("pipeline", metavar="PIPELINE")
+    p.add_argument("a", metavar="A", help="e.g. metadata.locale:de-DE")
+    p.add_argument("b", metavar="B", nargs="?", default="rest", help="another group, or rest")
+    p.add_argument("--sample", type=_positive, default=1000)
+    p.set_defaults(handler=cmd_cohorts)
+
+    p = sub.add_parser(
+        "trends", parents=[conn], help="runs per time bucket, with one step's reasons"
+    )
+    p.add_argument("pipeline", metavar="PIPELINE")
+    p.add_argument("--step", help="a step name: its elimination and reason shares per bucket")
+    p.add_argument("--bucket", default="1h", help="15m, 1h, 1d (default 1h)")
+    p.add_argument("--since", type=parse_time)
+    p.add_argument("--until", type=parse_time)
+    p.set_defaults(handler=cmd_trends)
+
+    p = sub.add_parser(
+        "fields",
+        parents=[conn],
+        help="a pipeline's metadata keys, output fields and step params, with common values",
+    )
+    p.add_argument("pipeline", metavar="PIPELINE")
+    p.add_argument("--sample", type=_positive, default=1000)
+    p.set_defaults(handler=cmd_fields)
 
     p = sub.add_parser("pipelines", parents=[conn], help="the pipelines recorded, with run counts")
     p.add_argument("--limit", type=_positive, default=100)

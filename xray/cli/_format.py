@@ -22,9 +22,11 @@ __all__ = [
     "duration",
     "flow",
     "rate",
+    "rejected",
     "render_table",
     "timestamp",
     "top_reasons",
+    "value_text",
     "wrap",
 ]
 
@@ -94,13 +96,33 @@ def flow(step: dict[str, Any]) -> str:
 
 
 def rate(value: Any) -> str:
-    """An elimination rate as a percentage; a step that grew its input has none."""
+    """A rate as a percentage, precise enough never to round to 0% or 100% when it is not.
+
+    A step that grew its input has no elimination rate.
+
+    Example:
+        >>> rate(0.775), rate(1.0), rate(1 - 1 / 12_345_678)
+        ('77.5%', '100%', '99.99999%')
+    """
     if value is None or float(value) < 0:
         return "-"
-    return f"{float(value) * 100:.1f}%"
+    share = float(value)
+    if share in (0.0, 1.0):
+        return f"{share * 100:.0f}%"
+    for digits in range(1, 10):
+        text = f"{share * 100:.{digits}f}"
+        if float(text) not in (0.0, 100.0):
+            return f"{text}%"
+    return f"{share * 100:.2e}%"
 
 
 def duration(ms: Any) -> str:
+    """A duration in the units that suit its size: ``0.42 ms``, ``1.20 s``, ``27 h 25 min``.
+
+    Example:
+        >>> duration(98_765_000)
+        '27 h 26 min'
+    """
     if ms is None:
         return "-"
     ms = float(ms)
@@ -110,7 +132,14 @@ def duration(ms: Any) -> str:
         return f"{ms:.1f} ms"
     if ms < 60_000:
         return f"{ms / 1000:.2f} s"
-    return f"{ms / 60_000:.1f} min"
+    minutes = round(ms / 60_000)
+    if minutes < 60:
+        seconds = round(ms / 1000) - 60 * (round(ms / 1000) // 60)
+        return f"{round(ms / 1000) // 60} min {seconds} s"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60} min"
+    hours = round(ms / 3_600_000)
+    return f"{hours // 24} d {hours % 24} h"
 
 
 def timestamp(value: Any) -> str:
@@ -173,3 +202,18 @@ def wrap(text: str, *, indent: str, width: int | None = None) -> str:
     return textwrap.fill(
         " ".join(text.split()), width=columns, initial_indent=indent, subsequent_indent=indent
     )
+
+
+def value_text(value: Any) -> str:
+    """A JSON value in one line: strings bare, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def rejected(step: dict[str, Any] | None) -> str:
+    """A step's rejection-based rate, flagged when it refilled after rejecting."""
+    if not step:
+        return ""
+    text = rate(step.get("rejected_rate"))
+    return f"{text} (refilled)" if step.get("readmitted") else text

@@ -19,9 +19,11 @@ from xray.cli._format import (
     duration,
     flow,
     rate,
+    rejected,
     render_table,
     timestamp,
     top_reasons,
+    value_text,
     wrap,
 )
 from xray.cli._http import ApiClient, quote_path
@@ -36,6 +38,7 @@ __all__ = [
     "cmd_steps",
     "parse_rate",
     "parse_time",
+    "run_filter_params",
 ]
 
 
@@ -89,13 +92,33 @@ def parse_rate(value: str) -> float:
 
 
 def parse_metadata(pairs: list[str] | None) -> dict[str, str]:
+    """``--metadata k=v`` (equals) and ``--metadata k!=v`` (differs or is missing)."""
     params: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise CLIError(f"--metadata expects key=value, got {pair!r}", exit_code=EXIT_USAGE)
+        if not sep or not key or key == "!":
+            raise CLIError(
+                f"--metadata expects key=value or key!=value, got {pair!r}", exit_code=EXIT_USAGE
+            )
         params[f"metadata.{key}"] = value
     return params
+
+
+def run_filter_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The query parameters of the run filters shared by runs, groups and contrast."""
+    return {
+        "status": args.status,
+        "since": args.since,
+        "until": args.until,
+        "step_type": args.step_type,
+        "step_name": args.step_name,
+        "min_elimination_rate": args.min_elimination_rate,
+        "max_elimination_rate": args.max_elimination_rate,
+        "reason": args.reason,
+        "min_reason_rate": args.min_reason_rate,
+        "min_rejected_rate": args.min_rejected_rate,
+        **parse_metadata(args.metadata),
+    }
 
 
 def _more(ctx: Context, more: bool, shown: int, noun: str) -> None:
@@ -106,18 +129,12 @@ def _more(ctx: Context, more: bool, shown: int, noun: str) -> None:
 # --- runs ---------------------------------------------------------------------------
 
 
+def _metadata_columns(value: str | None) -> list[str]:
+    return [k.strip() for k in (value or "").split(",") if k.strip()]
+
+
 def cmd_runs(ctx: Context, args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {
-        "pipeline": args.pipeline,
-        "status": args.status,
-        "since": args.since,
-        "until": args.until,
-        "step_type": args.step_type,
-        "step_name": args.step_name,
-        "min_elimination_rate": args.min_elimination_rate,
-        "max_elimination_rate": args.max_elimination_rate,
-        **parse_metadata(args.metadata),
-    }
+    params: dict[str, Any] = {"pipeline": args.pipeline, **run_filter_params(args)}
     items, more = ctx.api.collect("/runs", params, limit=args.limit)
     if ctx.as_json:
         ctx.dump(items)
@@ -132,8 +149,10 @@ def cmd_runs(ctx: Context, args: argparse.Namespace) -> int:
         Column("STATUS"),
         Column("STEPS", ">"),
         Column("DURATION", ">"),
-        Column("OUTPUT", shrink=True),
     ]
+    keys = _metadata_columns(args.columns)
+    columns += [Column(key.upper(), shrink=True) for key in keys]
+    columns.append(Column("OUTPUT", shrink=True))
     rows = [
         [
             str(run["id"]),
@@ -142,11 +161,18 @@ def cmd_runs(ctx: Context, args: argparse.Namespace) -> int:
             str(run.get("status", "")),
             count(run.get("step_count")),
             duration(run.get("duration_ms")),
+            *(
+                value_text(run["metadata"][k]) if k in (run.get("metadata") or {}) else "-"
+                for k in keys
+            ),
             brief(run.get("output"), 200),
         ]
         for run in items
     ]
     ctx.emit(render_table(columns, rows, stream=ctx.out))
+    total = ctx.api.get("/runs/count", params)
+    of = f"{total['total']:,}" if total.get("exact") else f"more than {total['total']:,}"
+    ctx.emit(f"({len(items):,} of {of} matching runs shown)")
     _more(ctx, more, len(items), "runs")
     return 0
 
@@ -202,6 +228,7 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
         Column("TYPE"),
         Column("IN → OUT", ">"),
         Column("ELIMINATED", ">"),
+        Column("REJECTED", ">"),
         Column("TIME", ">"),
         Column("DETAIL"),
         Column("TOP REASONS", shrink=True),
@@ -218,6 +245,7 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
                 str(step.get("type")),
                 flow(step),
                 rate(step.get("elimination_rate")),
+                rejected(step),
                 duration(step.get("duration_ms")),
                 str(step.get("detail", "")),
                 top_reasons(step.get("reason_counts")),
@@ -258,6 +286,10 @@ def cmd_steps(ctx: Context, args: argparse.Namespace) -> int:
         "min_input_count": args.min_input_count,
         "since": args.since,
         "until": args.until,
+        "reason": args.reason,
+        "min_reason_rate": args.min_reason_rate,
+        "min_rejected_rate": args.min_rejected_rate,
+        **parse_metadata(args.metadata),
     }
     items, more = ctx.api.collect("/steps", params, limit=args.limit)
     if ctx.as_json:
@@ -274,7 +306,9 @@ def cmd_steps(ctx: Context, args: argparse.Namespace) -> int:
         Column("TYPE"),
         Column("IN → OUT", ">"),
         Column("ELIMINATED", ">"),
+        Column("REJECTED", ">"),
         Column("TOP REASONS", shrink=True),
+        Column("PARAMS", shrink=True),
     ]
     rows = [
         [
@@ -285,7 +319,9 @@ def cmd_steps(ctx: Context, args: argparse.Namespace) -> int:
             str(s.get("type")),
             flow(s),
             rate(s.get("elimination_rate")),
+            rejected(s),
             top_reasons(s.get("reason_counts"), 1),
+            _params_text(s.get("params")),
         ]
         for s in items
     ]
@@ -310,10 +346,30 @@ def _attrs(value: Any) -> str:
     return " ".join(f"{k}={brief(v, 60)}" for k, v in value.items())
 
 
+def _step_id(ctx: Context, args: argparse.Namespace) -> str:
+    """The step to read: the argument itself, or with ``--step NAME`` the run's step of
+    that name (``NAME#2`` for its second occurrence)."""
+    if not args.step:
+        return str(args.target)
+    name, _, nth = args.step.rpartition("#") if "#" in args.step else (args.step, "", "1")
+    if not nth.isdigit() or int(nth) < 1:
+        raise CLIError(f"--step {args.step!r}: use NAME or NAME#N (N from 1)", exit_code=EXIT_USAGE)
+    run = ctx.api.get(f"/runs/{quote_path(args.target)}")
+    matches = [s for s in run.get("steps") or [] if s.get("name") == name]
+    if len(matches) < int(nth):
+        names = ", ".join(dict.fromkeys(str(s.get("name")) for s in run.get("steps") or []))
+        raise CLIError(
+            f"run {args.target} has no step {args.step!r} (its steps: {names or 'none'})",
+            exit_code=EXIT_USAGE,
+        )
+    return str(matches[int(nth) - 1]["id"])
+
+
 def cmd_decisions(ctx: Context, args: argparse.Namespace) -> int:
     params = {"decision": args.decision, "reason": args.reason, "candidate_key": args.candidate}
+    step_id = _step_id(ctx, args)
     items, more = ctx.api.collect(
-        f"/steps/{quote_path(args.step_id)}/decisions", params, limit=args.limit
+        f"/steps/{quote_path(step_id)}/decisions", params, limit=args.limit
     )
     if ctx.as_json:
         ctx.dump(items)

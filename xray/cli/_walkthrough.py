@@ -36,6 +36,10 @@ def walkthrough_commands(summary: DemoSummary) -> list[tuple[str, str]]:
             "Across every pipeline: filter steps that eliminated more than 90%",
             "xray steps --type filter --min-elimination-rate 0.9",
         ),
+        (
+            "German customers get the US return policy: what sets their runs apart?",
+            "xray groups support-answer --by metadata.locale",
+        ),
     ]
 
 

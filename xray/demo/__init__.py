@@ -1,10 +1,11 @@
-"""The demo: three example pipelines, shipped with the package, that ``xray demo`` runs.
+"""The demo: four example pipelines, shipped with the package, that ``xray demo`` runs.
 
-``competitor_selection``, ``listing_optimisation`` and ``product_categorisation`` are
-pipelines written the way a user writes them (``from xray import ...`` only); each runs
-on its own (``python -m xray.demo.competitor_selection --runs 5``). ``run_demos`` records
-a batch of all three into a server, including a planted bug (a phone case chosen as the
-competitor of a laptop stand) and a good run to compare it with.
+``competitor_selection``, ``listing_optimisation``, ``product_categorisation`` and
+``support_answer`` are pipelines written the way a user writes them (``from xray
+import ...`` only); each runs on its own (``python -m xray.demo.competitor_selection --runs 5``). ``run_demos`` records
+a batch of all four into a server, including a planted bug (a phone case chosen as the
+competitor of a laptop stand), a good run to compare it with, and a bug only visible
+across runs (German customers answered with the US policy).
 
 Example:
     >>> from xray.demo import run_demos

@@ -17,6 +17,7 @@ PIPELINES: list[str] = [
     "competitor_selection",
     "listing_optimisation",
     "product_categorisation",
+    "support_answer",
 ]
 
 

@@ -274,6 +274,9 @@ class StepOut(BaseModel):
     input_count: int | None = None
     output_count: int | None = None
     elimination_rate: float | None = None
+    # rejected / input from reason_counts; a refilled step reads 100% here.
+    rejected_rate: float | None = None
+    readmitted: bool = False
     params: dict[str, Any] = Field(default_factory=dict)
     reasoning: str | None = None
     reason_counts: dict[str, int] = Field(default_factory=dict)

@@ -110,6 +110,7 @@ class StepRow(Base):
     input_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     output_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     elimination_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rejected_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
     params: Mapped[dict[str, Any]] = mapped_column(json_type())
     reasoning: Mapped[str | None] = mapped_column(Text, nullable=True)
     reason_counts: Mapped[dict[str, int]] = mapped_column(json_type())

@@ -9,7 +9,19 @@ from fastapi import Query
 from xray.api.errors import ErrorBody
 from xray.shared._wire import MAX_NAME_LENGTH, UTCDatetime
 
-__all__ = ["ERRORS", "MaxRate", "MinRate", "NameFilter", "Since", "Until", "errors"]
+__all__ = [
+    "ERRORS",
+    "MaxRate",
+    "MinRate",
+    "NameFilter",
+    "Reason",
+    "ReasonRate",
+    "RejectedRate",
+    "Since",
+    "Until",
+    "errors",
+    "metadata_doc",
+]
 
 _DESCRIPTIONS = {
     400: "Malformed request (bad JSON, bad cursor).",
@@ -47,3 +59,47 @@ NameFilter = Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)]
 MaxRate = Annotated[
     float | None, Query(allow_inf_nan=False, description="Elimination rate at most.")
 ]
+Reason = Annotated[
+    str | None,
+    Query(
+        max_length=500,
+        description="Having decisions or `reason_counts` with this rejection reason.",
+    ),
+]
+ReasonRate = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="With `reason`: that reason's rejections / the step's input, at least.",
+    ),
+]
+RejectedRate = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="Rejection-based rate (rejected / input, from `reason_counts`) bound.",
+    ),
+]
+
+
+def metadata_doc() -> dict[str, Any]:
+    """OpenAPI for the ``metadata.<key>`` filters, which FastAPI cannot declare itself
+    (their names are open-ended); merged into an operation's parameters."""
+    return {
+        "parameters": [
+            {
+                "name": "metadata.<key>",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "Run metadata `<key>` equals this value's text (`metadata."
+                'seller=7` matches 7 and "7"); repeatable, all must match. Spell it '
+                '`metadata.<key>!=<value>` for "differs or is missing".',
+                "examples": {"equals": {"value": "de-DE"}},
+            }
+        ]
+    }

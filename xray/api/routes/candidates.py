@@ -11,6 +11,7 @@ from xray.api.deps import Cursor, DecisionLimit, SessionDep
 from xray.api.routes._common import ERRORS
 from xray.api.services import queries
 from xray.shared import DecisionOut, Page
+from xray.shared._wire import MAX_NAME_LENGTH
 
 __all__ = ["router"]
 
@@ -29,7 +30,7 @@ async def candidate_decisions(
         str, Path(max_length=512, description="The candidate key (may contain '/').")
     ],
     run_id: uuid.UUID | None = None,
-    pipeline: Annotated[str | None, Query(max_length=200)] = None,
+    pipeline: Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)] = None,
     limit: DecisionLimit = 100,
     cursor: Cursor = None,
 ) -> Page[DecisionOut]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Depends, Path
 
 from xray.api.deps import Cursor, Limit, MetadataFilters, SessionDep
 from xray.api.errors import APIError
@@ -14,11 +14,16 @@ from xray.api.routes._common import (
     MaxRate,
     MinRate,
     NameFilter,
+    Reason,
+    ReasonRate,
+    RejectedRate,
     Since,
     Until,
     errors,
+    metadata_doc,
 )
-from xray.api.services import queries
+from xray.api.routes.analysis import run_filters
+from xray.api.services import analysis, queries
 from xray.shared import Page, RunDetailOut, RunOut, RunStatus, StepType
 
 __all__ = ["router"]
@@ -35,8 +40,12 @@ router = APIRouter(tags=["runs"])
         "Filters combine with AND. `metadata.<key>=<value>` (repeatable) matches the run "
         'metadata value\'s text (`metadata.seller=7` matches 7 and "7"). `step_type`, '
         "`step_name`, `min_elimination_rate`, `max_elimination_rate` keep runs having at "
-        "least one step matching all of them: `?step_type=filter&min_elimination_rate=0.9`."
+        "least one step matching all of them: `?step_type=filter&min_elimination_rate=0.9`. "
+        "`reason`, `min_reason_rate` and `min_rejected_rate` join that step condition: "
+        "`?reason=locale_mismatch&min_reason_rate=1` finds runs where one step rejected its "
+        "whole input for `locale_mismatch`."
     ),
+    openapi_extra=metadata_doc(),
 )
 async def list_runs(
     session: SessionDep,
@@ -49,6 +58,9 @@ async def list_runs(
     step_name: NameFilter = None,
     min_elimination_rate: MinRate = None,
     max_elimination_rate: MaxRate = None,
+    reason: Reason = None,
+    min_reason_rate: ReasonRate = None,
+    min_rejected_rate: RejectedRate = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[RunOut]:
@@ -63,9 +75,26 @@ async def list_runs(
         step_name=step_name,
         min_elimination_rate=min_elimination_rate,
         max_elimination_rate=max_elimination_rate,
+        reason=reason,
+        min_reason_rate=min_reason_rate,
+        min_rejected_rate=min_rejected_rate,
         limit=limit,
         cursor=cursor,
     )
+
+
+@router.get(
+    "/runs/count",
+    summary="How many runs match the filters of GET /runs (exact up to 100,000)",
+    responses=ERRORS,
+    openapi_extra=metadata_doc(),
+)
+async def count_runs(
+    session: SessionDep,
+    filters: Annotated[analysis.RunFilters, Depends(run_filters)],
+    pipeline: NameFilter = None,
+) -> dict[str, Any]:
+    return await analysis.count_runs(session, pipeline=pipeline, filters=filters)
 
 
 @router.get(

@@ -7,16 +7,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from xray.api.deps import Cursor, DecisionLimit, Limit, SessionDep
+from xray.api.deps import Cursor, DecisionLimit, Limit, MetadataFilters, SessionDep
 from xray.api.errors import APIError
 from xray.api.routes._common import (
     ERRORS,
     MaxRate,
     MinRate,
     NameFilter,
+    Reason,
+    ReasonRate,
+    RejectedRate,
     Since,
     Until,
     errors,
+    metadata_doc,
 )
 from xray.api.services import queries
 from xray.shared import Decision, DecisionOut, Page, RunStatus, StepOut, StepType
@@ -34,10 +38,14 @@ _StepId = Annotated[uuid.UUID, Path(description="The step's id.")]
     summary="Steps across every pipeline, newest first",
     responses=ERRORS,
     description="E.g. every filter step that eliminated more than 90%: "
-    "`?type=filter&min_elimination_rate=0.9`.",
+    "`?type=filter&min_elimination_rate=0.9`. `metadata.<key>=<value>` keeps steps of runs "
+    "with that metadata; `reason=locale_mismatch&min_reason_rate=1` finds steps that "
+    "rejected their whole input for that reason.",
+    openapi_extra=metadata_doc(),
 )
 async def list_steps(
     session: SessionDep,
+    metadata: MetadataFilters,
     type: StepType | None = None,
     name: NameFilter = None,
     pipeline: NameFilter = None,
@@ -48,6 +56,10 @@ async def list_steps(
     min_input_count: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     since: Since = None,
     until: Until = None,
+    reason: Reason = None,
+    min_reason_rate: ReasonRate = None,
+    min_rejected_rate: RejectedRate = None,
+    max_rejected_rate: RejectedRate = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[StepOut]:
@@ -63,6 +75,11 @@ async def list_steps(
         min_input_count=min_input_count,
         since=since,
         until=until,
+        reason=reason,
+        min_reason_rate=min_reason_rate,
+        min_rejected_rate=min_rejected_rate,
+        max_rejected_rate=max_rejected_rate,
+        metadata=metadata,
         limit=limit,
         cursor=cursor,
     )

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from xray.api.db.models import DecisionRow, RunRow, StepRow
 from xray.api.errors import APIError, FieldError, validation_error
+from xray.api.services._rates import rejected_rate
 from xray.shared import BatchResult, RunIn, RunStatus, StepIn
 
 __all__ = ["elimination_rate", "ingest"]
@@ -222,6 +223,7 @@ def _step_row(
         "input_count": step.input_count,
         "output_count": step.output_count,
         "elimination_rate": elimination_rate(step.input_count, step.output_count),
+        "rejected_rate": rejected_rate(step.input_count, step.reason_counts),
         "params": step.params,
         "reasoning": step.reasoning,
         "reason_counts": step.reason_counts,

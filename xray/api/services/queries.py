@@ -7,19 +7,23 @@ request is a bound parameter; nothing is formatted into SQL.
 
 from __future__ import annotations
 
-import math
-import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, literal, or_, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xray.api._cursor import SortKey, after, decode_cursor, encode_cursor
 from xray.api.db.models import DecisionRow, RunRow, StepRow
+from xray.api.services._filters import (
+    metadata_candidates,
+    metadata_filter,
+    run_conditions,
+    step_conditions,
+)
+from xray.api.services._rates import readmitted
 from xray.shared import (
     Decision,
     DecisionOut,
@@ -47,10 +51,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
-# A stored number (a 64-bit integer or a double) is written in fewer characters than this;
-# a longer digit string can only match as text, so it is never converted.
-_MAX_NUMBER_TEXT = 40
 _RUN_KEYS = (
     SortKey(RunRow.started_at, True, "datetime"),
     SortKey(RunRow.id, True, "uuid"),
@@ -66,44 +66,6 @@ _CANDIDATE_KEYS = (
     SortKey(DecisionRow.step_seq, False, "int"),
     SortKey(DecisionRow.id, False, "int"),
 )
-
-
-def metadata_candidates(value: str) -> list[Any]:
-    """The JSON values whose text is ``value``: ``"7"`` → ``["7", 7]``.
-
-    Example:
-        >>> metadata_candidates("true")
-        ['true', True]
-    """
-    candidates: list[Any] = [value]
-    if value in ("true", "false"):
-        candidates.append(value == "true")
-    elif value == "null":
-        candidates.append(None)
-    elif len(value) <= _MAX_NUMBER_TEXT and _NUMBER.fullmatch(value):
-        number: int | float = float(value) if any(c in value for c in ".eE") else int(value)
-        if math.isfinite(number) and abs(number) < 2**63:
-            candidates.append(number)
-    return candidates
-
-
-def _metadata_filter(dialect: str, key: str, value: str) -> ColumnElement[bool]:
-    candidates = metadata_candidates(value)
-    if dialect == "postgresql":
-        # `@>` containment is what the GIN (jsonb_path_ops) index answers.
-        return or_(*(RunRow.meta.op("@>")(literal({key: c}, JSONB)) for c in candidates))
-    entries = func.json_each(RunRow.meta).table_valued("key", "type", "atom")
-    matches = []
-    for c in candidates:
-        if isinstance(c, bool):
-            matches.append(entries.c.type == ("true" if c else "false"))
-        elif c is None:
-            matches.append(entries.c.type == "null")
-        elif isinstance(c, str):
-            matches.append(and_(entries.c.type == "text", entries.c.atom == c))
-        else:
-            matches.append(and_(entries.c.type.in_(("integer", "real")), entries.c.atom == c))
-    return exists(select(1).select_from(entries).where(entries.c.key == key, or_(*matches)))
 
 
 def _page(
@@ -170,6 +132,8 @@ def step_out(row: StepRow) -> StepOut:
             "input_count": row.input_count,
             "output_count": row.output_count,
             "elimination_rate": row.elimination_rate,
+            "rejected_rate": row.rejected_rate,
+            "readmitted": readmitted(row.input_count, row.output_count, row.reason_counts),
             "params": row.params or {},
             "reasoning": row.reasoning,
             "reason_counts": row.reason_counts or {},
@@ -227,6 +191,9 @@ async def list_runs(
     step_name: str | None = None,
     min_elimination_rate: float | None = None,
     max_elimination_rate: float | None = None,
+    reason: str | None = None,
+    min_reason_rate: float | None = None,
+    min_rejected_rate: float | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[RunOut]:
@@ -236,28 +203,23 @@ async def list_runs(
         >>> await list_runs(session, step_type=StepType.FILTER, min_elimination_rate=0.9)  # doctest: +SKIP
     """
     dialect = session.get_bind().dialect.name
-    query = select(RunRow, _step_count().label("step_count"))
-    if pipeline is not None:
-        query = query.where(RunRow.pipeline == pipeline)
-    if status is not None:
-        query = query.where(RunRow.status == status.value)
-    if since is not None:
-        query = query.where(RunRow.started_at >= since)
-    if until is not None:
-        query = query.where(RunRow.started_at <= until)
-    for key, value in metadata:
-        query = query.where(_metadata_filter(dialect, key, value))
-    step_filters = []
-    if step_type is not None:
-        step_filters.append(StepRow.type == step_type.value)
-    if step_name is not None:
-        step_filters.append(StepRow.name == step_name)
-    if min_elimination_rate is not None:
-        step_filters.append(StepRow.elimination_rate >= min_elimination_rate)
-    if max_elimination_rate is not None:
-        step_filters.append(StepRow.elimination_rate <= max_elimination_rate)
-    if step_filters:
-        query = query.where(RunRow.id.in_(select(StepRow.run_id).where(*step_filters)))
+    query = select(RunRow, _step_count().label("step_count")).where(
+        *run_conditions(
+            dialect,
+            pipeline=pipeline,
+            status=status,
+            since=since,
+            until=until,
+            metadata=metadata,
+            step_type=step_type,
+            step_name=step_name,
+            min_elimination_rate=min_elimination_rate,
+            max_elimination_rate=max_elimination_rate,
+            reason=reason,
+            min_reason_rate=min_reason_rate,
+            min_rejected_rate=min_rejected_rate,
+        )
+    )
     query = _paginate(query, _RUN_KEYS, "runs", cursor, limit)
     rows = (await session.execute(query)).all()
     items, next_cursor = _page(
@@ -300,6 +262,11 @@ async def list_steps(
     min_input_count: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    reason: str | None = None,
+    min_reason_rate: float | None = None,
+    min_rejected_rate: float | None = None,
+    max_rejected_rate: float | None = None,
+    metadata: Sequence[tuple[str, str]] = (),
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[StepOut]:
@@ -330,6 +297,17 @@ async def list_steps(
         conditions.append(StepRow.started_at >= since)
     if until is not None:
         conditions.append(StepRow.started_at <= until)
+    dialect = session.get_bind().dialect.name
+    conditions += step_conditions(
+        dialect,
+        reason=reason,
+        min_reason_rate=min_reason_rate,
+        min_rejected_rate=min_rejected_rate,
+        max_rejected_rate=max_rejected_rate,
+    )
+    if metadata:
+        runs = select(RunRow.id).where(*(metadata_filter(dialect, k, v) for k, v in metadata))
+        conditions.append(StepRow.run_id.in_(runs))
     query = _paginate(query.where(*conditions), _STEP_KEYS, "steps", cursor, limit)
     rows = (await session.scalars(query)).all()
     items, next_cursor = _page(rows, limit, "steps", lambda r: (r.started_at, r.id), step_out)

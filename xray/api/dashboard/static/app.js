@@ -6,6 +6,7 @@
 //   #/candidates/<key>?run=<run id>
 //   #/compare?a=<run id>&b=<run id>
 //   #/steps?type=&pipeline=&name=&status=&min_elim=&max_elim=&min_input=&cursor=
+//   #/groups?pipeline=&by=
 
 import { ApiError, api, clear, errorBox, getKey, h, loading, setKey } from "./lib.js";
 import { renderRuns } from "./runs.js";
@@ -13,6 +14,7 @@ import { renderRun } from "./run.js";
 import { renderCandidate } from "./candidate.js";
 import { renderCompare } from "./compare.js";
 import { renderQueries } from "./queries.js";
+import { renderGroups } from "./groups.js";
 
 const root = document.getElementById("app");
 const sessionBox = document.getElementById("session");
@@ -44,6 +46,7 @@ function matchRoute(parts) {
   if (first === "candidates" && parts.length >= 2)
     return { nav: "runs", view: renderCandidate, arg: parts.slice(1).join("/") };
   if (first === "compare") return { nav: "compare", view: renderCompare };
+  if (first === "groups") return { nav: "groups", view: renderGroups };
   if (first === "steps" || first === "queries") return { nav: "steps", view: renderQueries };
   return null;
 }

@@ -1,12 +1,15 @@
-// Two runs side by side, step by step: counts, params that differ, and candidates kept in
-// one run but not the other (from each step's recorded accepted/selected decisions).
+// Two runs side by side, step by step, from one GET /compare (the comparison `xray diff`
+// prints): counts, rejections, params and reasons that differ, ranked differences, and
+// candidates kept in one run but not the other for a bounded number of steps.
 
 import {
   api,
   clear,
   enc,
+  fmtCount,
   fmtDuration,
   fmtInt,
+  fmtPct,
   fmtTime,
   h,
   hashUrl,
@@ -20,39 +23,8 @@ import { fmtElimination } from "./run.js";
 
 const KEPT = ["accepted", "selected"];
 const KEPT_LIMIT = 1000; // one page per decision kind and step; the page says when it is partial
-const MAX_COMPARED_STEPS = 40;
-
-/** Pair the steps of two runs by name and occurrence (the 2nd "rerank" with the 2nd). */
-export function alignSteps(a, b) {
-  const keyed = (steps) => {
-    const seen = new Map();
-    return steps.map((s) => {
-      const n = (seen.get(s.name) || 0) + 1;
-      seen.set(s.name, n);
-      return [`${s.name}#${n}`, s];
-    });
-  };
-  const ka = keyed(a);
-  const kb = new Map(keyed(b));
-  const rows = ka.map(([k, s]) => {
-    const other = kb.get(k) || null;
-    kb.delete(k);
-    return { key: k, a: s, b: other };
-  });
-  for (const [k, s] of kb) rows.push({ key: k, a: null, b: s });
-  return rows;
-}
-
-export function paramDiff(pa, pb) {
-  const keys = [...new Set([...Object.keys(pa || {}), ...Object.keys(pb || {})])].sort();
-  const out = [];
-  for (const k of keys) {
-    const va = pa ? pa[k] : undefined;
-    const vb = pb ? pb[k] : undefined;
-    if (JSON.stringify(va) !== JSON.stringify(vb)) out.push([k, va, vb]);
-  }
-  return out;
-}
+// Kept candidates cost 4 requests per step; compare them where they matter most.
+const MAX_COMPARED_STEPS = 4;
 
 async function keptKeys(step, signal) {
   if (!step || !step.candidates_recorded) return null;
@@ -116,6 +88,10 @@ export async function renderCompare(ctx) {
   );
   const aId = params.get("a");
   const bId = params.get("b");
+  if (params.get("pipeline") && aId) {
+    await renderCohorts(ctx, head);
+    return;
+  }
   if (!aId || !bId) {
     clear(root).append(
       head,
@@ -129,95 +105,119 @@ export async function renderCompare(ctx) {
     );
     return;
   }
-  const [a, b] = await Promise.all([
-    api(`/runs/${enc(aId)}`, null, signal),
-    api(`/runs/${enc(bId)}`, null, signal),
-  ]);
+  const cmp = await api("/compare", { a: aId, b: bId }, signal);
   if (!ctx.isCurrent()) return;
-  const rows = alignSteps(a.steps, b.steps);
+  const a = cmp.a;
+  const b = cmp.b;
   const table = h(
     "table",
-    { class: "grid compare", id: "compare-table" },
+    { class: "grid compare fixed", id: "compare-table" },
+    h(
+      "colgroup",
+      {},
+      h("col", { class: "c-pos" }),
+      h("col", { class: "c-step" }),
+      h("col", { class: "c-count" }),
+      h("col", { class: "c-elim" }),
+      h("col", { class: "c-count" }),
+      h("col", { class: "c-elim" }),
+      h("col", { class: "c-params" }),
+      h("col", { class: "c-kept" }),
+      h("col", { class: "c-kept" }),
+    ),
     h(
       "thead",
       {},
       h(
         "tr",
         {},
-        h("th", { class: "c-step", text: "Step" }),
-        h("th", { class: "num c-count", text: "A: in → out" }),
-        h("th", { class: "num c-elim", text: "A elim." }),
-        h("th", { class: "num c-count", text: "B: in → out" }),
-        h("th", { class: "num c-elim", text: "B elim." }),
-        h("th", { class: "c-params", text: "Params that differ" }),
-        h("th", { class: "c-kept", text: "Kept only in A" }),
-        h("th", { class: "c-kept", text: "Kept only in B" }),
+        h("th", { class: "num", text: "#" }),
+        h("th", { text: "Step" }),
+        h("th", { class: "num", text: "A: in → out" }),
+        h("th", { class: "num", text: "A elim. / rejected" }),
+        h("th", { class: "num", text: "B: in → out" }),
+        h("th", { class: "num", text: "B elim. / rejected" }),
+        h("th", { text: "What differs" }),
+        h("th", { text: "Kept only in A" }),
+        h("th", { text: "Kept only in B" }),
       ),
     ),
   );
   const body = h("tbody");
   table.append(body);
   const keptCells = [];
-  for (const row of rows) {
-    const s = row.a || row.b;
-    const diff = paramDiff(row.a && row.a.params, row.b && row.b.params);
-    const countsDiffer =
-      !row.a ||
-      !row.b ||
-      row.a.input_count !== row.b.input_count ||
-      row.a.output_count !== row.b.output_count;
+  for (const row of cmp.steps) {
     const onlyA = h("td", { class: "kept-diff" });
     const onlyB = h("td", { class: "kept-diff" });
     keptCells.push({ row, onlyA, onlyB });
+    const reasons = row.reason_counts.filter((r) => r.a !== r.b);
     body.append(
       h(
         "tr",
-        { class: diff.length || countsDiffer ? "row-differs" : "", dataset: { stepName: s.name } },
-        h("td", {}, h("span", { class: "strong", text: s.name }), " ", typeChip(s.type)),
-        h("td", {
-          class: "num",
-          text: row.a ? `${fmtInt(row.a.input_count)} → ${fmtInt(row.a.output_count)}` : "missing",
-        }),
-        h("td", { class: "num", text: row.a ? fmtElimination(row.a) : "" }),
-        h("td", {
-          class: "num",
-          text: row.b ? `${fmtInt(row.b.input_count)} → ${fmtInt(row.b.output_count)}` : "missing",
-        }),
-        h("td", { class: "num", text: row.b ? fmtElimination(row.b) : "" }),
+        { class: row.changed.length ? "row-differs" : "", dataset: { stepName: row.name } },
+        h("td", { class: "num muted", text: row.position }),
+        h(
+          "td",
+          { class: "cell-clip" },
+          h("span", { class: "strong truncate", title: row.name, text: row.name }),
+          " ",
+          typeChip(row.type),
+        ),
+        countCell(row.a),
+        rateCell(row.a),
+        countCell(row.b),
+        rateCell(row.b),
         h(
           "td",
           { class: "param-diff" },
-          diff.length
-            ? diff.map(([k, va, vb]) => paramChange(k, va, vb))
-            : h("span", { class: "muted", text: "same" }),
-          reasoningDiffers(row) ? reasoningDiff(row) : null,
+          row.params.map((p) => paramChange(p.key, p.a, p.b)),
+          reasons.map((r) =>
+            h(
+              "div",
+              { class: "reason-diff", title: r.reason },
+              h("span", { class: "mono truncate", text: r.reason }),
+              ": ",
+              h("span", { class: "val-a mono", text: fmtInt(r.a) }),
+              " → ",
+              h("span", { class: "val-b mono", text: fmtInt(r.b) }),
+            ),
+          ),
+          row.reasoning ? reasoningDiff(row.reasoning) : null,
+          !row.params.length && !reasons.length && !row.reasoning
+            ? h("span", { class: "muted", text: row.changed.length ? row.changed.join(", ") : "same" })
+            : null,
         ),
         onlyA,
         onlyB,
       ),
     );
   }
-  const first = rows.find(
-    (r) =>
-      !r.a ||
-      !r.b ||
-      r.a.input_count !== r.b.input_count ||
-      r.a.output_count !== r.b.output_count ||
-      paramDiff(r.a.params, r.b.params).length,
-  );
+  const first = cmp.first_difference;
   const summary = first
     ? h(
         "p",
         { class: "divergence", id: "first-divergence" },
-        "First difference at ",
-        h("strong", { text: (first.a || first.b).name }),
-        `: ${describe(first.a)} in A, ${describe(first.b)} in B.`,
+        "First difference",
+        first.step ? " at " : "",
+        first.step ? h("strong", { text: first.step }) : null,
+        `: ${first.text}.`,
+        cmp.differences.length > 1
+          ? h("span", { class: "muted", text: ` (${cmp.differences.length - 1} more below)` })
+          : null,
       )
     : h("p", {
         class: "divergence same",
         id: "first-divergence",
-        text: "Every step has the same counts and parameters in both runs.",
+        text: "Every step has the same counts, rejections and parameters in both runs.",
       });
+  const others = cmp.differences.slice(1, 8);
+  const list = others.length
+    ? h(
+        "ol",
+        { class: "differences", id: "differences" },
+        others.map((d) => h("li", { class: `diff-${d.kind}`, text: d.text })),
+      )
+    : null;
   head.append(
     h(
       "p",
@@ -232,8 +232,9 @@ export async function renderCompare(ctx) {
   );
   clear(root).append(
     head,
-    h("div", { class: "two-col" }, runCard("A", a), runCard("B", b)),
+    h("div", { class: "two-col" }, runCard("A", a, cmp), runCard("B", b, cmp)),
     summary,
+    list,
     h(
       "section",
       { class: "card" },
@@ -249,21 +250,15 @@ export async function renderCompare(ctx) {
       table,
     ),
   );
-  // Candidate differences need the decisions endpoint: fill them in as they arrive, for
-  // a bounded number of steps (a run with hundreds of recorded steps would mean
-  // hundreds of requests).
-  let compared = 0;
+  // Kept candidates need the decisions endpoint (two requests per side): fill them in
+  // for the few steps where they say most, the last differing steps with decisions.
+  const candidates = keptCells
+    .filter(({ row }) => row.a && row.b && row.changed.length)
+    .slice(-MAX_COMPARED_STEPS);
   await Promise.all(
     keptCells.map(async ({ row, onlyA, onlyB }) => {
-      const recorded = row.a && row.b && row.a.candidates_recorded && row.b.candidates_recorded;
-      if (recorded && ++compared > MAX_COMPARED_STEPS) {
-        onlyA.append(
-          h("span", {
-            class: "muted",
-            text: "not compared",
-            title: `Candidates are compared for the first ${MAX_COMPARED_STEPS} steps with recorded decisions`,
-          }),
-        );
+      if (!candidates.some((c) => c.row === row)) {
+        onlyA.append(h("span", { class: "muted", text: row.changed.length ? "not compared" : "—" }));
         return;
       }
       let ka, kb;
@@ -300,6 +295,31 @@ export async function renderCompare(ctx) {
   );
 }
 
+function countCell(step) {
+  return h("td", {
+    class: "num",
+    title: step ? `${fmtInt(step.input_count)} in → ${fmtInt(step.output_count)} out` : "absent",
+    text: step ? `${fmtCount(step.input_count)} → ${fmtCount(step.output_count)}` : "absent",
+  });
+}
+
+function rateCell(step) {
+  if (!step) return h("td", {});
+  const rejected = step.rejected_rate === null || step.rejected_rate === undefined ? "" : fmtPct(step.rejected_rate);
+  return h(
+    "td",
+    { class: "num" },
+    h("div", { text: fmtElimination(step) }),
+    rejected
+      ? h("div", {
+          class: step.readmitted ? "muted refill" : "muted",
+          title: "Rejected / input, from the reasons recorded",
+          text: step.readmitted ? `${rejected} rej. · refilled` : `${rejected} rej.`,
+        })
+      : null,
+  );
+}
+
 /** One differing parameter; lists show what B added and dropped rather than two blobs. */
 function paramChange(key, va, vb) {
   const name = h("span", { class: "mono", text: key });
@@ -330,26 +350,15 @@ function paramChange(key, va, vb) {
   );
 }
 
-function reasoningDiffers(row) {
-  return Boolean(
-    row.a && row.b && (row.a.reasoning || row.b.reasoning) && row.a.reasoning !== row.b.reasoning,
-  );
-}
-
 // LLM steps often differ only in what the model said: show both texts on demand.
-function reasoningDiff(row) {
+function reasoningDiff(reasoning) {
   return h(
     "details",
     { class: "reasoning-diff" },
     h("summary", { text: "reasoning differs" }),
-    h("p", {}, h("span", { class: "ab-mini", text: "A" }), row.a.reasoning || "(none)"),
-    h("p", {}, h("span", { class: "ab-mini", text: "B" }), row.b.reasoning || "(none)"),
+    h("p", {}, h("span", { class: "ab-mini", text: "A" }), reasoning.a || "(none)"),
+    h("p", {}, h("span", { class: "ab-mini", text: "B" }), reasoning.b || "(none)"),
   );
-}
-
-function describe(step) {
-  if (!step) return "missing";
-  return `${fmtInt(step.input_count)} → ${fmtInt(step.output_count)}`;
 }
 
 function fillKept(cell, keys, runId, partial) {
@@ -383,7 +392,8 @@ function fillKept(cell, keys, runId, partial) {
   );
 }
 
-function runCard(label, run) {
+function runCard(label, run, cmp) {
+  const differing = new Map(cmp.metadata.map((m) => [m.key, label === "A" ? m.a : m.b]));
   return h(
     "section",
     { class: "card run-card" },
@@ -391,18 +401,145 @@ function runCard(label, run) {
       "div",
       { class: "section-head" },
       h("span", { class: "ab-label", text: label }),
-      h("h2", {}, runLink(run.id, `${run.pipeline} · ${run.id.slice(0, 8)}`)),
+      h("h2", { class: "cell-clip" }, runLink(run.id, `${run.pipeline} · ${run.id.slice(0, 8)}`)),
       statusBadge(run.status),
     ),
     h("p", {
       class: "muted",
-      text: `${fmtTime(run.started_at)} · ${fmtDuration(run.duration_ms)} · ${run.steps.length} steps`,
+      text: `${fmtTime(run.started_at)} · ${fmtDuration(run.duration_ms)} · ${cmp.steps.filter((s) => s[label.toLowerCase()]).length} steps`,
     }),
+    differing.size
+      ? h(
+          "p",
+          { class: "meta-diff" },
+          h("span", { class: "muted", text: "Metadata that differs " }),
+          [...differing].map(([k, v]) =>
+            h("code", { class: "chip mono", text: `${k}=${v === undefined || v === null ? "∅" : preview(v, 40)}` }),
+          ),
+        )
+      : null,
     h(
       "div",
       { class: "output-line" },
       h("span", { class: "muted", text: "Output " }),
-      h("code", { class: "mono", text: preview(run.output, 120) }),
+      h("code", { class: "mono", title: preview(run.output, 2000), text: preview(run.output, 120) }),
+    ),
+  );
+}
+
+// Two groups of one pipeline's runs (?pipeline=P&a=metadata.locale:de-DE&b=rest), step by
+// step: median counts, rejection shares, top reasons and the params constant in each.
+async function renderCohorts(ctx, head) {
+  const { root, params, signal } = ctx;
+  const cmp = await api(
+    "/compare",
+    { pipeline: params.get("pipeline"), a: params.get("a"), b: params.get("b") || "rest" },
+    signal,
+  );
+  if (!ctx.isCurrent()) return;
+  head.querySelector("h1").textContent = "Compare groups of runs";
+  head.querySelector("p").textContent =
+    "Two groups of a pipeline's runs side by side, step by step: where do their rejections part?";
+  const first = cmp.first_divergence;
+  const side = (s) => {
+    if (!s) return [h("td", { class: "muted", text: "absent" }), h("td", {})];
+    const reasons = Object.entries(s.reason_rates);
+    return [
+      h("td", { class: "num", text: `${fmtInt(s.median_input)} → ${fmtInt(s.median_output)}` }),
+      h(
+        "td",
+        { title: reasons.map(([r, v]) => `${r} ${fmtPct(v)}`).join("\n") },
+        reasons.length
+          ? h(
+              "div",
+              { class: "cell-clip" },
+              h("strong", { text: fmtPct(s.rejected_rate) }),
+              ` ${reasons[0][0]} ${fmtPct(reasons[0][1])}`,
+            )
+          : h("span", { class: "muted", text: "no rejections" }),
+        s.readmitted_runs ? h("span", { class: "chip chip-warn", text: "refilled" }) : null,
+      ),
+    ];
+  };
+  clear(root).append(
+    head,
+    h(
+      "div",
+      { class: "two-col" },
+      [cmp.a, cmp.b].map((g, i) =>
+        h(
+          "section",
+          { class: "card run-card" },
+          h(
+            "div",
+            { class: "section-head" },
+            h("span", { class: "ab-label", text: i ? "B" : "A" }),
+            h("h2", { class: "cell-clip", title: g.label, text: g.label }),
+          ),
+          h("p", { class: "muted", text: `${fmtInt(g.runs)} runs` }),
+          g.outputs.map((o) =>
+            h("div", { class: "truncate mono", title: preview(o.value, 2000), text: `${fmtInt(o.runs)} × ${preview(o.value, 100)}` }),
+          ),
+        ),
+      ),
+    ),
+    h(
+      "p",
+      { class: first ? "divergence" : "divergence same", id: "first-divergence" },
+      first
+        ? [
+            "First divergence at ",
+            h("strong", { text: first.step }),
+            `: ${first.reason} ${fmtPct(first.rate)} of its input in A vs ${fmtPct(first.rest_rate)} in B.`,
+          ]
+        : "The two groups' rejections do not differ.",
+    ),
+    h(
+      "section",
+      { class: "card" },
+      h("div", { class: "section-head" }, h("h2", { text: "Step by step" })),
+      h(
+        "table",
+        { class: "grid fixed", id: "cohort-table" },
+        h(
+          "colgroup",
+          {},
+          h("col", { class: "c-pos" }),
+          h("col", { class: "c-step" }),
+          h("col", { class: "c-count" }),
+          h("col", {}),
+          h("col", { class: "c-count" }),
+          h("col", {}),
+        ),
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", { class: "num", text: "#" }),
+            h("th", { text: "Step" }),
+            h("th", { class: "num", text: "A: median in → out" }),
+            h("th", { text: "A: rejected, top reason" }),
+            h("th", { class: "num", text: "B: median in → out" }),
+            h("th", { text: "B: rejected, top reason" }),
+          ),
+        ),
+        h(
+          "tbody",
+          {},
+          cmp.steps.map((s) =>
+            h(
+              "tr",
+              { class: first && first.step === s.name ? "row-differs" : "", dataset: { stepName: s.name } },
+              h("td", { class: "num muted", text: s.position }),
+              h("td", { class: "cell-clip", title: s.name }, h("span", { class: "strong", text: s.name })),
+              ...side(s.a),
+              ...side(s.b),
+            ),
+          ),
+        ),
+      ),
     ),
   );
 }

@@ -72,18 +72,42 @@ export function plural(n, word) {
   return `${fmtInt(n)} ${word}${n === 1 ? "" : "s"}`;
 }
 
+/**
+ * A share as a percentage, precise enough never to round to 0% or 100% when it is not:
+ * 0.775 → "77.5%", 1 → "100%", 1 − 1/12,345,678 → "99.99999%".
+ */
 export function fmtPct(rate, digits = 1) {
   if (rate === null || rate === undefined) return "—";
-  return `${(rate * 100).toFixed(digits)}%`;
+  if (rate === 0 || rate === 1) return `${rate * 100}%`;
+  for (let d = digits; d < 10; d++) {
+    const text = (rate * 100).toFixed(d);
+    if (Number(text) !== 0 && Number(text) !== 100) return `${text}%`;
+  }
+  return `${(rate * 100).toExponential(2)}%`;
 }
 
+/** A count short enough for a narrow column: 12,345 stays, 12,345,678 → "12.3 M". */
+export function fmtCount(n) {
+  if (n === null || n === undefined) return "—";
+  const abs = Math.abs(n);
+  if (abs < 1e6) return fmtInt(n);
+  if (abs < 1e9) return `${(n / 1e6).toFixed(abs < 1e7 ? 2 : 1)} M`;
+  if (abs < 1e12) return `${(n / 1e9).toFixed(abs < 1e10 ? 2 : 1)} G`;
+  return n.toExponential(2);
+}
+
+/** A duration in the units that suit it: "420 ms", "4.20 s", "2 min 5 s", "27 h 26 min". */
 export function fmtDuration(ms) {
   if (ms === null || ms === undefined) return "—";
   if (ms < 1) return `${ms.toFixed(2)} ms`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
-  const minutes = Math.floor(ms / 60_000);
-  return `${minutes} min ${Math.round((ms % 60_000) / 1000)} s`;
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+  const minutes = Math.round(ms / 60_000);
+  if (minutes < 48 * 60) return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  const hours = Math.round(ms / 3_600_000);
+  return `${Math.floor(hours / 24)} d ${hours % 24} h`;
 }
 
 export function fmtTime(iso) {
@@ -330,8 +354,11 @@ export function candidateLink(key, runId) {
   });
 }
 
-/** Prev/next cursor pagination. Cursors are kept in the URL so a page is shareable. */
-export function pager({ count, nextCursor, hasPrev, onFirst, onNext, label }) {
+/**
+ * Cursor pagination both ways. Cursors are kept in the URL (so a page is shareable) and
+ * the cursors of the pages before it too, so "Previous page" goes back one page.
+ */
+export function pager({ count, nextCursor, hasPrev, onFirst, onPrev, onNext, label }) {
   return h(
     "div",
     { class: "pager" },
@@ -344,9 +371,20 @@ export function pager({ count, nextCursor, hasPrev, onFirst, onNext, label }) {
       on: { click: onFirst },
       text: "« First page",
     }),
+    onPrev
+      ? h("button", {
+          class: "btn",
+          type: "button",
+          id: "pager-prev",
+          disabled: !hasPrev,
+          on: { click: onPrev },
+          text: "‹ Previous page",
+        })
+      : null,
     h("button", {
       class: "btn",
       type: "button",
+      id: "pager-next",
       disabled: !nextCursor,
       on: { click: onNext },
       text: "Next page ›",

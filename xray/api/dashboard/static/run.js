@@ -181,14 +181,19 @@ function runHeader(run) {
       { class: "crumbs" },
       h("a", { href: "#/runs", text: "Runs" }),
       " / ",
-      h("a", { href: hashUrl("/runs", { pipeline: run.pipeline }), text: run.pipeline }),
+      h("a", {
+        href: hashUrl("/runs", { pipeline: run.pipeline }),
+        class: "truncate crumb-name",
+        title: run.pipeline,
+        text: run.pipeline,
+      }),
       " / ",
       h("span", { class: "mono", text: shortId(run.id) }),
     ),
     h(
       "div",
       { class: "title-row" },
-      h("h1", { text: run.pipeline }),
+      h("h1", { class: "truncate", title: run.pipeline, text: run.pipeline }),
       statusBadge(run.status),
       h("span", { class: "spacer" }),
       h("div", { class: "compare-picker", id: "compare-picker" }),
@@ -236,28 +241,49 @@ async function fillComparePicker(run, signal) {
   const box = document.getElementById("compare-picker");
   if (!box) return;
   try {
-    const page = await api("/runs", { pipeline: run.pipeline, limit: 25 }, signal);
+    const page = await api("/runs", { pipeline: run.pipeline, limit: 100 }, signal);
     const others = page.items.filter((r) => r.id !== run.id);
     if (!others.length) return;
-    const sel = h(
-      "select",
-      { id: "compare-with", "aria-label": "Compare with run" },
-      others.map((r) =>
-        h("option", {
-          value: r.id,
-          text: `${fmtTime(r.started_at)} · ${r.status} · ${preview(r.output, 40)}`,
-        }),
-      ),
+    const label = (r) => {
+      const meta = Object.entries(r.metadata || {})
+        .slice(0, 4)
+        .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+        .join(" ");
+      return `${fmtTime(r.started_at)} · ${r.status} · ${meta} · ${preview(r.output, 40)}`;
+    };
+    // A text field with suggestions: typing a metadata value or a date narrows the list.
+    const list = h(
+      "datalist",
+      { id: "compare-with-list" },
+      others.map((r) => h("option", { value: label(r) })),
     );
+    const input = h("input", {
+      type: "search",
+      id: "compare-with",
+      list: "compare-with-list",
+      class: "picker",
+      placeholder: "Search by time, status, metadata, output…",
+      "aria-label": "Compare with run",
+      value: label(others[0]),
+      title: label(others[0]),
+    });
+    const chosen = () => {
+      const text = input.value.trim();
+      const exact = others.find((r) => label(r) === text || r.id === text);
+      if (exact) return exact.id;
+      const match = others.find((r) => label(r).toLowerCase().includes(text.toLowerCase()));
+      return (match || others[0]).id;
+    };
     box.append(
       h("label", { for: "compare-with", class: "muted", text: "Compare with" }),
-      sel,
+      input,
+      list,
       h("button", {
         class: "btn",
         type: "button",
         id: "compare-go",
         text: "Compare",
-        on: { click: () => (location.hash = hashUrl("/compare", { a: run.id, b: sel.value })) },
+        on: { click: () => (location.hash = hashUrl("/compare", { a: run.id, b: chosen() })) },
       }),
     );
   } catch {
@@ -317,6 +343,7 @@ function funnel(run, openStep, params) {
       h("span", { class: "num", text: "Time" }),
     ),
   );
+  const positions = new Map(run.steps.map((s, i) => [s.id, i + 1]));
   for (const step of shown) {
     const isOpen = openStep && openStep.id === step.id;
     const width = (n) => (n ? `max(2px, ${((100 * n) / scale).toFixed(3)}%)` : "0");
@@ -328,12 +355,12 @@ function funnel(run, openStep, params) {
         "aria-expanded": isOpen ? "true" : "false",
         dataset: { stepName: step.name, stepId: step.id },
       },
-      h("span", { class: "seq num", text: run.steps.indexOf(step) }),
+      h("span", { class: "seq num", text: positions.get(step.id) }),
       h(
         "span",
         { class: "step-name", style: { "padding-left": `${depths.get(step.id) * 20}px` } },
         depths.get(step.id) ? h("span", { class: "tree", text: "└ " }) : null,
-        h("span", { class: "strong", text: step.name }),
+        h("span", { class: "strong truncate", title: step.name, text: step.name }),
         typeChip(step.type),
         step.status === "error" ? statusBadge("error") : null,
       ),
@@ -346,6 +373,7 @@ function funnel(run, openStep, params) {
       h("span", { class: "num counts", text: `${fmtInt(step.input_count)} → ${fmtInt(step.output_count)}` }),
       h("span", { class: `num elim ${elimClass(step.elimination_rate)}`, text: fmtElimination(step) }),
       h("span", { class: "num muted", text: fmtDuration(step.duration_ms) }),
+      reasonLine(step),
     );
     const item = h("li", { class: "funnel-item" }, row);
     if (isOpen) item.append(h("div", { class: "step-panel", id: `step-panel-${step.id}` }, loading()));
@@ -363,6 +391,28 @@ function funnel(run, openStep, params) {
     );
   }
   return list;
+}
+
+/** The step's top rejection reasons under its row, and a refill after rejecting. */
+function reasonLine(step) {
+  const reasons = Object.entries(step.reason_counts || {}).sort((a, b) => b[1] - a[1]);
+  if (!reasons.length) return null;
+  const denom = step.input_count || reasons.reduce((a, [, n]) => a + n, 0) || 1;
+  const top = reasons.slice(0, 3).map(([r, n]) => `${r} ${fmtInt(n)} (${fmtPct(n / denom)})`);
+  const more = reasons.length > 3 ? ` · +${reasons.length - 3} more` : "";
+  const text = `${top.join(" · ")}${more}`;
+  return h(
+    "span",
+    { class: "reason-line muted", title: text },
+    step.readmitted
+      ? h("span", {
+          class: "chip chip-warn",
+          title: "This step rejected candidates and then kept more than it had left (a fallback refilled it)",
+          text: `rejected ${fmtPct(step.rejected_rate)} · refilled`,
+        })
+      : null,
+    h("span", { class: "truncate", text }),
+  );
 }
 
 /** Elimination for display; a step that returns more than it got (retrieval) "grew". */
@@ -416,7 +466,7 @@ async function fillStepPanel(panel, run, step, params, ctx) {
   const head = h(
     "div",
     { class: "panel-summary" },
-    h("strong", { text: step.name }),
+    h("strong", { class: "truncate", title: step.name, text: step.name }),
     typeChip(step.type),
     statusBadge(step.status),
     h("span", { class: "muted", text: stepSummary(step) }),
@@ -479,7 +529,7 @@ async function fillStepPanel(panel, run, step, params, ctx) {
                 h("a", {
                   href: stepUrl({ reason, decision: params.get("decision") }),
                   class: "mono",
-                  title: "Show these decisions",
+                  title: `Show these decisions: ${reason}`,
                   text: reason,
                 }),
               ),
@@ -670,7 +720,7 @@ function decisionsTable(items, runId) {
           { dataset: { candidate: d.candidate_key, decision: d.decision } },
           h("td", {}, candidateLink(d.candidate_key, runId)),
           h("td", {}, decisionBadge(d.decision)),
-          h("td", { class: "mono", text: d.reason || "" }),
+          h("td", { class: "mono cell-clip", title: d.reason || "", text: d.reason || "" }),
           h("td", {
             class: "num",
             text: d.score === null || d.score === undefined ? "" : Number(d.score).toFixed(3),

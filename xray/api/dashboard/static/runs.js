@@ -13,6 +13,8 @@ import {
   fmtTime,
   h,
   hashUrl,
+  fmtPct,
+  loading,
   pager,
   preview,
   rowLink,
@@ -51,6 +53,9 @@ const FILTER_KEYS = [
   "meta",
   "step_type",
   "min_elim",
+  "reason",
+  "min_reason",
+  "cols",
   "limit",
 ];
 const PAGE_SIZES = ["25", "50", "100", "200"];
@@ -109,9 +114,16 @@ export function runsQuery(params) {
   };
   const range = params.get("range");
   if (range && RANGE_MS[range] && !q.since) q.since = new Date(Date.now() - RANGE_MS[range]).toISOString();
+  // "key=value", or "key!=value" for "differs or is missing" (the API's metadata.key!=v).
   for (const m of params.getAll("meta")) {
     const i = m.indexOf("=");
     if (i > 0) q[`metadata.${m.slice(0, i).trim()}`] = m.slice(i + 1).trim();
+  }
+  const reason = params.get("reason");
+  if (reason) {
+    q.reason = reason;
+    const share = params.get("min_reason");
+    if (share !== null && share !== "") q.min_reason_rate = Number(share) / 100;
   }
   const stepType = params.get("step_type");
   const minElim = params.get("min_elim");
@@ -125,9 +137,12 @@ export function runsQuery(params) {
 export async function renderRuns(ctx) {
   const { root, params, signal } = ctx;
   document.title = "Runs · X-Ray";
-  const [pipelines, { page, error }] = await Promise.all([
+  const query = runsQuery(params);
+  const { cursor: _cursor, limit: _limit, ...filters } = query;
+  const [pipelines, { page, error }, total] = await Promise.all([
     pipelineOptions(signal),
-    filterResult(api("/runs", runsQuery(params), signal)),
+    filterResult(api("/runs", query, signal)),
+    api("/runs/count", filters, signal).catch(() => null),
   ]);
   if (!ctx.isCurrent()) return;
 
@@ -149,21 +164,39 @@ export async function renderRuns(ctx) {
       ),
     );
   } else {
-    body.append(runsTable(page.items));
+    body.append(runsTable(page.items, metadataColumns(params, page.items)));
   }
   const base = Object.fromEntries(
     FILTER_KEYS.map((k) => [k, k === "meta" ? params.getAll(k) : params.get(k)]),
   );
+  // The cursors of the pages before this one, so "Previous page" can go back one.
+  const back = params.getAll("back");
+  const pageNumber = back.length + (params.get("cursor") ? 2 : 1);
+  const first = (pageNumber - 1) * pageSize(params) + 1;
+  const last = first + page.items.length - 1;
+  const of = total ? ` of ${total.exact ? fmtInt(total.total) : `more than ${fmtInt(total.total)}`}` : "";
   body.append(
     pager({
       count: page.items.length,
       nextCursor: page.next_cursor,
       hasPrev: Boolean(params.get("cursor")),
-      label: `${plural(page.items.length, "run")} on this page${page.next_cursor ? "; more on the next page" : ""}`,
+      label: page.items.length
+        ? `Page ${fmtInt(pageNumber)} · runs ${fmtInt(first)}–${fmtInt(last)}${of}`
+        : `No runs on this page${of}`,
       onFirst: () => (location.hash = hashUrl("/runs", base)),
-      onNext: () => (location.hash = hashUrl("/runs", { ...base, cursor: page.next_cursor })),
+      onPrev: () => {
+        const cursor = params.get("cursor") ? back[back.length - 1] || "" : "";
+        location.hash = hashUrl("/runs", { ...base, cursor, back: back.slice(0, -1) });
+      },
+      onNext: () =>
+        (location.hash = hashUrl("/runs", {
+          ...base,
+          cursor: page.next_cursor,
+          back: params.get("cursor") ? [...back, params.get("cursor")] : back,
+        })),
     }),
   );
+  const contrastBox = selectsRuns(params) ? h("section", { class: "card", id: "contrast" }, loading()) : null;
   clear(root).append(
     h(
       "div",
@@ -172,8 +205,113 @@ export async function renderRuns(ctx) {
       h("p", { class: "muted", text: "Newest first. Open a run to see why it produced its output." }),
     ),
     form,
+    ...(contrastBox ? [contrastBox] : []),
     body,
   );
+  if (contrastBox) await fillContrast(contrastBox, params, filters, signal);
+}
+
+/** Whether the filters pick a subset of one pipeline's runs (worth contrasting). */
+function selectsRuns(params) {
+  return Boolean(
+    params.get("pipeline") &&
+      (params.getAll("meta").length || params.get("status") || params.get("reason") || params.get("step_type")),
+  );
+}
+
+/** "What sets these runs apart": GET /contrast with the page's filters. */
+async function fillContrast(box, params, filters, signal) {
+  let body;
+  try {
+    body = await api("/contrast", { ...filters, limit: 6 }, signal);
+  } catch (e) {
+    if (e && e.name === "AbortError") return;
+    clear(box).append(h("p", { class: "muted", text: `No contrast: ${e.message}` }));
+    return;
+  }
+  const runsOf = (field, value) => {
+    if (!field.startsWith("metadata.")) return null;
+    return hashUrl("/runs", {
+      pipeline: params.get("pipeline"),
+      meta: [`${field.slice("metadata.".length)}=${value}`],
+    });
+  };
+  clear(box).append(
+    h(
+      "div",
+      { class: "section-head" },
+      h("h2", { text: "What sets these runs apart" }),
+      h("span", {
+        class: "muted",
+        text: `${fmtInt(body.inside)} selected vs ${fmtInt(body.outside)} other runs of ${params.get("pipeline")}${body.sampled ? " (newest runs)" : ""}`,
+      }),
+    ),
+    body.items.length
+      ? h(
+          "table",
+          { class: "grid compact fixed", id: "contrast-table" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              h("th", { text: "Field" }),
+              h("th", { text: "Value" }),
+              h("th", { class: "num", text: "Selected" }),
+              h("th", { class: "num", text: "Others" }),
+              h("th", { text: "" }),
+            ),
+          ),
+          h(
+            "tbody",
+            {},
+            body.items.map((item) => {
+              const value = typeof item.value === "string" ? item.value : JSON.stringify(item.value);
+              const link = runsOf(item.field, value);
+              return h(
+                "tr",
+                { dataset: { field: item.field } },
+                h("td", { class: "mono cell-clip", title: item.field, text: item.field }),
+                h(
+                  "td",
+                  { class: "mono cell-clip", title: value },
+                  link ? h("a", { href: link, text: value }) : value,
+                ),
+                h("td", { class: "num", text: `${fmtInt(item.inside)}/${fmtInt(item.inside_total)}` }),
+                h("td", { class: "num", text: `${fmtInt(item.outside)}/${fmtInt(item.outside_total)}` }),
+                h("td", { class: "muted", text: item.note || "" }),
+              );
+            }),
+          ),
+        )
+      : h("p", { class: "muted", text: "No field separates these runs from the others." }),
+    body.reasons.length
+      ? h(
+          "p",
+          { class: "reason-contrast", id: "contrast-reason" },
+          h("span", { class: "muted", text: "Largest difference in rejections: " }),
+          h("strong", { text: body.reasons[0].step }),
+          ` rejects ${fmtPct(body.reasons[0].inside)} of its input for `,
+          h("code", { text: body.reasons[0].reason }),
+          ` here vs ${fmtPct(body.reasons[0].outside)} in the other runs.`,
+        )
+      : null,
+  );
+}
+
+/** Metadata keys to show as columns: ?cols=locale,app_version. */
+function metadataColumns(params, runs) {
+  const chosen = (params.get("cols") || "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (chosen.length) return chosen.slice(0, 6);
+  // Unasked, a pipeline's runs show their filterable metadata keys (up to three).
+  if (!params.get("pipeline")) return [];
+  const counts = new Map();
+  for (const run of runs) for (const k of Object.keys(run.metadata || {})) counts.set(k, (counts.get(k) || 0) + 1);
+  return [...counts].filter(([, n]) => n === runs.length).map(([k]) => k).slice(0, 3);
 }
 
 function filterForm(params, pipelines) {
@@ -181,7 +319,7 @@ function filterForm(params, pipelines) {
     name: "meta",
     id: "f-meta",
     type: "text",
-    placeholder: "key=value, key2=value2",
+    placeholder: "key=value, key2!=value2",
     value: params.getAll("meta").join(", "),
   });
   const minElim = h("input", {
@@ -229,6 +367,9 @@ function filterForm(params, pipelines) {
             meta,
             step_type: data.get("step_type"),
             min_elim: data.get("step_type") ? data.get("min_elim") : "",
+            reason: data.get("reason"),
+            min_reason: data.get("reason") ? data.get("min_reason") : "",
+            cols: data.get("cols"),
             limit: data.get("limit") === "50" ? "" : data.get("limit"),
           });
         },
@@ -269,6 +410,45 @@ function filterForm(params, pipelines) {
         h("span", { class: "muted", text: "%" }),
       ),
     ),
+    h(
+      "div",
+      { class: "field field-sentence" },
+      h("label", { for: "f-reason", text: "Has a step rejecting for reason" }),
+      h(
+        "div",
+        { class: "inline" },
+        h("input", {
+          name: "reason",
+          id: "f-reason",
+          type: "text",
+          placeholder: "locale_mismatch",
+          value: params.get("reason") || "",
+        }),
+        h("span", { class: "muted", text: "at least" }),
+        h("input", {
+          name: "min_reason",
+          id: "f-min_reason",
+          type: "number",
+          min: 0,
+          max: 100,
+          step: "any",
+          placeholder: "0",
+          value: params.get("min_reason") || "",
+          class: "num-input",
+        }),
+        h("span", { class: "muted", text: "% of its input" }),
+      ),
+    ),
+    field(
+      "Metadata columns",
+      h("input", {
+        name: "cols",
+        id: "f-cols",
+        type: "text",
+        placeholder: "locale, app_version",
+        value: params.get("cols") || "",
+      }),
+    ),
     field(
       "Per page",
       select(
@@ -293,10 +473,27 @@ export function field(label, control, extra = "") {
   return h("div", { class: `field ${extra}`.trim() }, h("label", { for: control.id, text: label }), control);
 }
 
-function runsTable(runs) {
+function metaText(value) {
+  if (value === undefined) return "—";
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+function runsTable(runs, columns = []) {
   return h(
     "table",
-    { class: "grid", id: "runs-table" },
+    { class: "grid fixed", id: "runs-table" },
+    h(
+      "colgroup",
+      {},
+      h("col", { class: "c-pipeline" }),
+      h("col", { class: "c-status" }),
+      h("col", { class: "c-time" }),
+      h("col", { class: "c-num" }),
+      h("col", { class: "c-num-s" }),
+      columns.map(() => h("col", { class: "c-meta" })),
+      h("col", { class: "c-output" }),
+      h("col", { class: "c-run" }),
+    ),
     h(
       "thead",
       {},
@@ -308,6 +505,7 @@ function runsTable(runs) {
         h("th", { text: "Started" }),
         h("th", { class: "num", text: "Duration" }),
         h("th", { class: "num", text: "Steps" }),
+        columns.map((k) => h("th", { class: "cell-clip meta-col", title: `metadata.${k}`, text: k })),
         h("th", { text: "Output" }),
         h("th", { text: "Run" }),
       ),
@@ -321,11 +519,19 @@ function runsTable(runs) {
           h(
             "tr",
             { class: run.status === "error" ? "row-error" : "", dataset: { runId: run.id } },
-            h("td", {}, h("a", { href, class: "strong", text: run.pipeline })),
+            h(
+              "td",
+              { class: "cell-clip", title: run.pipeline },
+              h("a", { href, class: "strong", text: run.pipeline }),
+            ),
             h("td", {}, statusBadge(run.status)),
             h("td", { class: "nowrap", title: fmtRelative(run.started_at) }, fmtTime(run.started_at)),
             h("td", { class: "num", text: fmtDuration(run.duration_ms) }),
             h("td", { class: "num", text: fmtInt(run.step_count) }),
+            columns.map((k) => {
+              const text = metaText((run.metadata || {})[k]);
+              return h("td", { class: "cell-clip mono", title: text, text });
+            }),
             h(
               "td",
               { class: "preview mono", title: preview(run.error ? run.error : run.output, 2000) },
