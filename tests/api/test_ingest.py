@@ -187,7 +187,8 @@ async def test_elimination_rate_is_computed_only_with_input(client: httpx.AsyncC
     await _post(client, "/batch", {"runs": [r], "steps": steps})
     got = (await client.get(f"/runs/{r['id']}")).json()["steps"]
     # As a user reads them: 0.3, not 0.30000000000000004.
-    assert [s["elimination_rate"] for s in got] == [0.994, None, None, -3.0, 0.3]
+    # A step that grew its input (10 -> 40) has no elimination rate: null, not negative.
+    assert [s["elimination_rate"] for s in got] == [0.994, None, None, None, 0.3]
 
 
 async def test_thousands_of_decisions_in_one_step_are_stored_in_order(
