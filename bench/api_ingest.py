@@ -150,7 +150,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _server(database_url: str, workers: int) -> Iterator[str]:
+def _server(database_url: str, workers: int, profile: str | None) -> Iterator[str]:
     port = _free_port()
     env = os.environ | {"DATABASE_URL": database_url, "XRAY_WORKERS": str(workers)}
     process = subprocess.Popen(
@@ -168,7 +168,31 @@ def _server(database_url: str, workers: int) -> Iterator[str]:
             time.sleep(0.1)
         else:
             raise SystemExit("the server did not become ready")
+        spy = None
+        if profile:
+            # py-spy (the bench extra) samples the server while the clients post.
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(process.pid),
+                    "--subprocesses",
+                    "--format",
+                    "raw",
+                    "--output",
+                    profile,
+                    "--rate",
+                    "200",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1)
         yield base_url
+        if spy:
+            spy.send_signal(2)
+            spy.wait(60)
     finally:
         process.terminate()
         process.wait(30)
@@ -373,9 +397,8 @@ def _one(args: argparse.Namespace, repeat: int) -> tuple[float, float]:
             decisions += d
         items = decisions if args.shape == "decisions" else steps
         ctx = multiprocessing.get_context("fork")
-        with _server(
-            dsn.replace("postgresql://", "postgresql+asyncpg://"), args.workers
-        ) as base_url:
+        url = dsn.replace("postgresql://", "postgresql+asyncpg://")
+        with _server(url, args.workers, args.profile) as base_url:
             start, done = ctx.Event(), ctx.Queue()
             procs = [
                 ctx.Process(target=_client, args=(base_url, b, start, done)) for b in all_bodies
@@ -410,6 +433,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--workers", type=int, default=1, help="API processes (XRAY_WORKERS)")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--profile", help="write a py-spy profile (raw, collapsed stacks) here")
     args = parser.parse_args()
     if args.runs is None:
         args.runs = 600 if args.shape == "decisions" else 4000

@@ -25,8 +25,8 @@ __all__ = [
 ]
 
 
-def get_state(request: Request) -> AppState:
-    """The app's state, created by the lifespan."""
+async def get_state(request: Request) -> AppState:
+    """The app's state, created by the lifespan (async: no thread-pool hop per request)."""
     state: AppState | None = getattr(request.app.state, "xray", None)
     if state is None:
         raise APIError(503, "the server is starting; retry shortly", code="database_unavailable")
@@ -64,7 +64,7 @@ async def write_session(state: AppState) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def metadata_filters(request: Request) -> list[tuple[str, str]]:
+async def metadata_filters(request: Request) -> list[tuple[str, str]]:
     """The ``metadata.<key>=<value>`` query parameters, in order (repeatable, ANDed)."""
     return [
         (name[len("metadata.") :], value)

@@ -70,7 +70,8 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
 
 
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    # asyncpg converts aware datetimes of any offset; naive ones are taken as UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _utc_or_none(value: datetime | None) -> datetime | None:
