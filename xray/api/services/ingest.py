@@ -393,7 +393,7 @@ async def _ingest_postgres(
 ) -> BatchResult:
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    conn = raw.driver_connection
+    conn: Any = raw.driver_connection
     known: dict[uuid.UUID, tuple[str, datetime]] = {}
     step_count = decision_count = 0
     # SQLAlchemy begins its transaction lazily, at its own first statement: this block is
