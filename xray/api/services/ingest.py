@@ -24,19 +24,20 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, and_, case, delete, func, select
+from sqlalchemy import Table, and_, case, delete, func, insert, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xray.api.db.models import DecisionRow, RunRow, StepRow
+from xray.api.db.models import DecisionRow, PipelineRow, RunRow, StepRow
 from xray.api.services.errors import InvalidInputError, NotFoundError
 from xray.shared import BatchResult, RunIn, RunStatus, StepIn
 
-__all__ = ["elimination_rate", "ingest"]
+__all__ = ["elimination_rate", "ingest", "recount_pipelines"]
 
 _RUNS = cast(Table, RunRow.__table__)
 _STEPS = cast(Table, StepRow.__table__)
 _DECISIONS = cast(Table, DecisionRow.__table__)
+_PIPELINES = cast(Table, PipelineRow.__table__)
 # Stay far below both drivers' bind-parameter limits (SQLite 32766, asyncpg 32767).
 _CHUNK = 500
 
@@ -198,13 +199,19 @@ _UPSERT_RUNS = (
         + [f"{c} = {_merged_sql(c)}" for c in ("metadata", "sdk")]
         + ["received_at = excluded.received_at"]
     )
-    + " RETURNING id, pipeline, started_at"
+    + " RETURNING id, pipeline, started_at, (xmax = 0)"
 )
 _PLACEHOLDER_RUNS = (
     "INSERT INTO runs (id, pipeline, status, started_at, metadata, sdk, received_at) "
     "SELECT t.id, t.pipeline, 'running', t.started_at, '{}', '{}', $4 "
     "FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS t(id, pipeline, started_at) "
-    "ON CONFLICT (id) DO NOTHING"
+    "ON CONFLICT (id) DO NOTHING RETURNING pipeline, started_at"
+)
+_COUNT_PIPELINES = (
+    "INSERT INTO pipelines AS old (pipeline, run_count, last_started_at) "
+    "SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[]) "
+    "ON CONFLICT (pipeline) DO UPDATE SET run_count = old.run_count + excluded.run_count, "
+    "last_started_at = greatest(old.last_started_at, excluded.last_started_at)"
 )
 _KNOWN_RUNS = "SELECT id, pipeline, started_at FROM runs WHERE id = ANY($1::uuid[])"
 _STEP_COLUMNS = (
@@ -277,8 +284,27 @@ def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[Sequence[Any]]
     return list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
 
 
+class _PipelineCounts:
+    """New runs and the latest start per pipeline in one request (``pipelines`` table)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, list[Any]] = {}
+
+    def add(self, pipeline: str, started_at: datetime, inserted: bool) -> None:
+        entry = self.counts.setdefault(pipeline, [0, started_at])
+        entry[0] += inserted
+        entry[1] = max(entry[1], started_at)
+
+    def rows(self) -> list[tuple[str, int, datetime]]:
+        # Pipeline order: concurrent requests lock the rows in the same order.
+        return [(p, n, last) for p, (n, last) in sorted(self.counts.items())]
+
+
 async def _postgres_runs(
-    conn: Any, runs: Sequence[RunIn], known: dict[uuid.UUID, tuple[str, datetime]]
+    conn: Any,
+    runs: Sequence[RunIn],
+    known: dict[uuid.UUID, tuple[str, datetime]],
+    counts: _PipelineCounts,
 ) -> None:
     now = datetime.now(UTC)
     for messages in _rounds(runs):
@@ -299,16 +325,18 @@ async def _postgres_runs(
             )
             for r in messages
         ]
-        for run_id, pipeline, started_at in await conn.fetch(
+        for run_id, pipeline, started_at, inserted in await conn.fetch(
             _UPSERT_RUNS, *_columns(rows, len(_RUN_COLUMNS))
         ):
             known[run_id] = (pipeline, started_at)
+            counts.add(pipeline, started_at, inserted)
 
 
 async def _postgres_steps(
     conn: Any,
     steps: Sequence[tuple[int, uuid.UUID, StepIn]],
     known: dict[uuid.UUID, tuple[str, datetime]],
+    counts: _PipelineCounts,
 ) -> tuple[int, int]:
     unknown = list({run_id for _, run_id, _ in steps if run_id not in known})
     if unknown:
@@ -316,7 +344,9 @@ async def _postgres_steps(
             known[run_id] = (pipeline, started_at)
     created = _placeholders(steps, known)
     if created:
-        await conn.execute(_PLACEHOLDER_RUNS, *_columns(created, 3), datetime.now(UTC))
+        now = datetime.now(UTC)
+        for pipeline, started_at in await conn.fetch(_PLACEHOLDER_RUNS, *_columns(created, 3), now):
+            counts.add(pipeline, started_at, True)
 
     step_rows: list[tuple[Any, ...]] = []
     decision_rows: list[tuple[Any, ...]] = []
@@ -398,11 +428,15 @@ async def _ingest_postgres(
     step_count = decision_count = 0
     # SQLAlchemy begins its transaction lazily, at its own first statement: this block is
     # the transaction when none is open yet, a savepoint inside the caller's otherwise.
+    counts = _PipelineCounts()
     async with conn.transaction():
         if runs:
-            await _postgres_runs(conn, runs, known)
+            await _postgres_runs(conn, runs, known, counts)
         if steps:
-            step_count, decision_count = await _postgres_steps(conn, steps, known)
+            step_count, decision_count = await _postgres_steps(conn, steps, known, counts)
+        # Last: the pipelines' rows are shared by every request, so hold them briefly.
+        if counts.counts:
+            await conn.execute(_COUNT_PIPELINES, *_columns(counts.rows(), 3))
     return BatchResult(runs=len({r.id for r in runs}), steps=step_count, decisions=decision_count)
 
 
@@ -426,7 +460,12 @@ def _run_row(run: RunIn, now: datetime) -> dict[str, Any]:
     }
 
 
-async def _sqlite_runs(session: AsyncSession, runs: Sequence[RunIn]) -> None:
+async def _sqlite_runs(
+    session: AsyncSession, runs: Sequence[RunIn], counts: _PipelineCounts
+) -> dict[uuid.UUID, tuple[str, datetime]]:
+    run_ids = list(dict.fromkeys(run.id for run in runs))
+    # Ingest is serialised by the app's write lock: what exists now is what existed.
+    existed = set(await _sqlite_known_runs(session, run_ids))
     now = datetime.now(UTC)
     stmt = sqlite.insert(_RUNS)
     new = stmt.excluded
@@ -468,6 +507,10 @@ async def _sqlite_runs(session: AsyncSession, runs: Sequence[RunIn]) -> None:
         rows = [_run_row(run, now) for run in messages]
         for chunk in _chunks(rows, _CHUNK // 2):
             await session.execute(stmt, list(chunk))
+    known = await _sqlite_known_runs(session, run_ids)
+    for run_id, (pipeline, started_at) in known.items():
+        counts.add(pipeline, started_at, run_id not in existed)
+    return known
 
 
 async def _sqlite_known_runs(
@@ -516,10 +559,16 @@ def _step_row(
 
 
 async def _sqlite_steps(
-    session: AsyncSession, steps: Sequence[tuple[int, uuid.UUID, StepIn]]
+    session: AsyncSession,
+    steps: Sequence[tuple[int, uuid.UUID, StepIn]],
+    known: dict[uuid.UUID, tuple[str, datetime]],
+    counts: _PipelineCounts,
 ) -> tuple[int, int]:
-    known = await _sqlite_known_runs(session, list(dict.fromkeys(r for _, r, _ in steps)))
+    unknown = list(dict.fromkeys(r for _, r, _ in steps if r not in known))
+    known |= await _sqlite_known_runs(session, unknown)
     created = _placeholders(steps, known)
+    for _, pipeline, started_at in created:
+        counts.add(pipeline, started_at, True)
     if created:
         now = datetime.now(UTC)
         rows = [
@@ -587,6 +636,37 @@ async def _sqlite_steps(
     return len(step_rows), len(decision_rows)
 
 
+async def _sqlite_count_pipelines(session: AsyncSession, counts: _PipelineCounts) -> None:
+    stmt = sqlite.insert(_PIPELINES)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_PIPELINES.c.pipeline],
+        set_={
+            "run_count": _PIPELINES.c.run_count + stmt.excluded.run_count,
+            # SQLite's two-argument max(); the stored text sorts in time order.
+            "last_started_at": func.max(
+                _PIPELINES.c.last_started_at, stmt.excluded.last_started_at
+            ),
+        },
+    )
+    rows = [
+        {"pipeline": p, "run_count": n, "last_started_at": last} for p, n, last in counts.rows()
+    ]
+    await session.execute(stmt, rows)
+
+
+async def recount_pipelines(session: AsyncSession) -> None:
+    """Rebuild the ``pipelines`` counts from the runs (after runs were deleted)."""
+    await session.execute(delete(PipelineRow))
+    await session.execute(
+        insert(PipelineRow).from_select(
+            ["pipeline", "run_count", "last_started_at"],
+            select(RunRow.pipeline, func.count(), func.max(RunRow.started_at)).group_by(
+                RunRow.pipeline
+            ),
+        )
+    )
+
+
 async def ingest(
     session: AsyncSession,
     *,
@@ -611,9 +691,11 @@ async def ingest(
         placed.append((index, target, step))
     if session.get_bind().dialect.name == "postgresql":
         return await _ingest_postgres(session, runs, placed)
-    if runs:
-        await _sqlite_runs(session, runs)
+    counts = _PipelineCounts()
+    known = await _sqlite_runs(session, runs, counts) if runs else {}
     step_count = decision_count = 0
     if placed:
-        step_count, decision_count = await _sqlite_steps(session, placed)
+        step_count, decision_count = await _sqlite_steps(session, placed, known, counts)
+    if counts.counts:
+        await _sqlite_count_pipelines(session, counts)
     return BatchResult(runs=len({r.id for r in runs}), steps=step_count, decisions=decision_count)
