@@ -18,13 +18,14 @@ SQLAlchemy (``executemany``), serialised by the app's write lock.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, and_, case, delete, func, insert, select
+from sqlalchemy import Table, and_, case, delete, func, insert, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -654,6 +655,24 @@ async def _sqlite_count_pipelines(session: AsyncSession, counts: _PipelineCounts
     await session.execute(stmt, rows)
 
 
+_ANALYZE_EVERY_S = 60.0
+_analyzed_at = float("-inf")
+
+
+async def _sqlite_statistics(session: AsyncSession) -> None:
+    """A sampled ``ANALYZE`` at most once a minute: SQLite's planner picks indexes from
+    statistics nothing else gathers (``PRAGMA optimize`` of the SQLite versions in use
+    skips tables it has not seen queried on the connection); ``analysis_limit`` samples
+    a bounded number of rows per index, so a pass stays cheap at any size."""
+    global _analyzed_at
+    now = time.monotonic()
+    if now - _analyzed_at < _ANALYZE_EVERY_S:
+        return
+    _analyzed_at = now
+    await session.execute(text("PRAGMA analysis_limit = 1000"))
+    await session.execute(text("ANALYZE"))
+
+
 async def recount_pipelines(session: AsyncSession) -> None:
     """Rebuild the ``pipelines`` counts from the runs (after runs were deleted)."""
     await session.execute(delete(PipelineRow))
@@ -698,4 +717,5 @@ async def ingest(
         step_count, decision_count = await _sqlite_steps(session, placed, known, counts)
     if counts.counts:
         await _sqlite_count_pipelines(session, counts)
+    await _sqlite_statistics(session)
     return BatchResult(runs=len({r.id for r in runs}), steps=step_count, decisions=decision_count)
