@@ -88,7 +88,9 @@ async def _sql(dialect: str, target: str, statements: list[str]) -> list[list[tu
 @pytest.mark.parametrize(
     "dialect", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def test_migration_0002_counts_existing_runs_and_downgrades(dialect: str, tmp_path: Path) -> None:
+def test_migration_0002_counts_existing_runs_sets_statistics_and_downgrades(
+    dialect: str, tmp_path: Path
+) -> None:
     if dialect == "sqlite":
         target = str(tmp_path / "m.db")
         url = f"sqlite+aiosqlite:///{target}"
@@ -112,6 +114,13 @@ def test_migration_0002_counts_existing_runs_and_downgrades(dialect: str, tmp_pa
             _sql(dialect, target, ["SELECT pipeline, run_count FROM pipelines ORDER BY 1"])
         )
         assert counts == [[("a", 2), ("b", 1)]]
+        if dialect == "postgres":
+            # The metadata filter's plan: see the migration.
+            stats = (
+                "SELECT attstattarget FROM pg_attribute "
+                "WHERE attrelid = 'runs'::regclass AND attname = 'metadata'"
+            )
+            assert asyncio.run(_sql(dialect, target, [stats])) == [[(1000,)]]
         command.downgrade(config, "0001")
         tables = {row[0] for row in asyncio.run(_sql(dialect, target, [_TABLES[dialect]]))[0]}
         assert "pipelines" not in tables and "runs" in tables
