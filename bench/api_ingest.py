@@ -9,8 +9,9 @@ database and starts its own server on loopback):
 For each repeat it (1) starts ``python -m xray.api`` on a fresh database, (2) posts
 pre-built gzip'd batches from ``--clients`` processes (the SDK's transport: ``POST
 /batch``) and times them end to end, then (3) truncates the tables and COPYs the same rows
-(every column, JSON included) into them through one asyncpg connection: the floor. It
-prints items/s for both and the ratio API / floor. Bounded: a fixed amount of data, then
+(every column, JSON included) into them through one asyncpg connection, once before
+and once after the API (their mean is the floor: the machine's load drifts). It prints
+items/s for both and the ratio API / floor. Bounded: a fixed amount of data, then
 it stops.
 """
 
@@ -344,7 +345,7 @@ async def _floor(dsn: str, rows: dict[str, list[tuple[Any, ...]]], per_request: 
     """COPY the same rows through one connection, one transaction per request's worth."""
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("TRUNCATE runs, steps, decisions")
+        await conn.execute("TRUNCATE runs, steps, decisions, pipelines")
         await conn.execute("CHECKPOINT")
         started = time.perf_counter()
         runs, steps, decisions = rows["runs"], rows["steps"], rows["decisions"]
@@ -367,6 +368,14 @@ async def _floor(dsn: str, rows: dict[str, list[tuple[Any, ...]]], per_request: 
             d_i += d_n
             r_i = r_end
         return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+async def _truncate(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("TRUNCATE runs, steps, decisions, pipelines")
     finally:
         await conn.close()
 
@@ -396,6 +405,10 @@ def _one(args: argparse.Namespace, repeat: int) -> tuple[float, float]:
             steps += s
             decisions += d
         items = decisions if args.shape == "decisions" else steps
+        # The floor before and after the API, averaged: the machine's load drifts.
+        rows = _rows(all_bodies)
+        floor_before = asyncio.run(_floor(dsn, rows, SHAPES[args.shape][1]))
+        asyncio.run(_truncate(dsn))
         ctx = multiprocessing.get_context("fork")
         url = dsn.replace("postgresql://", "postgresql+asyncpg://")
         with _server(url, args.workers, args.profile) as base_url:
@@ -412,8 +425,8 @@ def _one(args: argparse.Namespace, repeat: int) -> tuple[float, float]:
             api_s = max(ends) - t0
             for p in procs:
                 p.join()
-        rows = _rows(all_bodies)
-        floor_s = asyncio.run(_floor(dsn, rows, SHAPES[args.shape][1]))
+        floor_after = asyncio.run(_floor(dsn, rows, SHAPES[args.shape][1]))
+        floor_s = (floor_before + floor_after) / 2
         api_rate, floor_rate = items / api_s, items / floor_s
         print(
             f"repeat {repeat}: {args.shape}: {steps} steps, {decisions} decisions | "
