@@ -24,9 +24,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import asyncpg
 import orjson
 from sqlalchemy import Table, and_, case, delete, func, insert, select, text
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xray.api.db.models import DecisionRow, PipelineRow, RunRow, StepRow
@@ -430,14 +432,19 @@ async def _ingest_postgres(
     # SQLAlchemy begins its transaction lazily, at its own first statement: this block is
     # the transaction when none is open yet, a savepoint inside the caller's otherwise.
     counts = _PipelineCounts()
-    async with conn.transaction():
-        if runs:
-            await _postgres_runs(conn, runs, known, counts)
-        if steps:
-            step_count, decision_count = await _postgres_steps(conn, steps, known, counts)
-        # Last: the pipelines' rows are shared by every request, so hold them briefly.
-        if counts.counts:
-            await conn.execute(_COUNT_PIPELINES, *_columns(counts.rows(), 3))
+    try:
+        async with conn.transaction():
+            if runs:
+                await _postgres_runs(conn, runs, known, counts)
+            if steps:
+                step_count, decision_count = await _postgres_steps(conn, steps, known, counts)
+            # Last: the pipelines' rows are shared by every request, so hold them briefly.
+            if counts.counts:
+                await conn.execute(_COUNT_PIPELINES, *_columns(counts.rows(), 3))
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # The driver's own errors, wrapped as SQLAlchemy wraps them: the one HTTP seam then
+        # maps both alike (connection lost → 503, a value out of range → 400).
+        raise DBAPIError(None, None, exc) from exc
     return BatchResult(runs=len({r.id for r in runs}), steps=step_count, decisions=decision_count)
 
 
