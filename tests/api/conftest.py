@@ -20,7 +20,7 @@ import pytest
 from xray.api import create_app, upgrade_database
 from xray.shared import APIConfig
 
-_TABLES = "runs, steps, decisions, api_keys"
+_TABLES = "runs, steps, decisions, pipelines, api_keys"
 
 
 async def truncate(database_url: str) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import sqlite3
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.api._data import decision, ids, new_id, run, step
+from tests.api.conftest import ClientFactory
 
 
 async def _post(client: httpx.AsyncClient, path: str, body: Any) -> dict[str, Any]:
@@ -187,7 +190,8 @@ async def test_elimination_rate_is_computed_only_with_input(client: httpx.AsyncC
     await _post(client, "/batch", {"runs": [r], "steps": steps})
     got = (await client.get(f"/runs/{r['id']}")).json()["steps"]
     # As a user reads them: 0.3, not 0.30000000000000004.
-    assert [s["elimination_rate"] for s in got] == [0.994, None, None, -3.0, 0.3]
+    # A step that grew its input (10 -> 40) has no elimination rate: null, not negative.
+    assert [s["elimination_rate"] for s in got] == [0.994, None, None, None, 0.3]
 
 
 async def test_thousands_of_decisions_in_one_step_are_stored_in_order(
@@ -239,3 +243,21 @@ async def test_same_step_twice_in_one_request_keeps_the_last(client: httpx.Async
     result = await _post(client, "/batch", {"runs": [r], "steps": [s1, s2]})
     assert result == {"runs": 1, "steps": 1, "decisions": 1}
     assert (await client.get(f"/steps/{s1['id']}")).json()["name"] == "renamed"
+
+
+async def test_sqlite_statistics_are_gathered_at_ingest(
+    make_client: ClientFactory, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The planner picks indexes from sqlite_stat1; nothing else fills it.
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite only")
+    from xray.api.services import ingest
+
+    monkeypatch.setattr(ingest, "_analyzed_at", float("-inf"))
+    r = run()
+    async with make_client() as client:
+        await _post(client, "/batch", {"runs": [r], "steps": [step(r["id"])]})
+    path = database_url.split(":///", 1)[1]
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT tbl FROM sqlite_stat1")}
+    assert {"runs", "steps"} <= tables

@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
         help="SQLAlchemy URL (default sqlite+aiosqlite:///./xray.db; env DATABASE_URL)",
     )
     parser.add_argument("--config", help="path of xray.config.yaml (default: found upward)")
+    parser.add_argument(
+        "--workers", type=int, help="server processes, PostgreSQL only (env XRAY_WORKERS; 1)"
+    )
     return parser
 
 
@@ -67,10 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"xray api: invalid configuration: api.database_url: {problem}", file=sys.stderr)
         return 2
-    from xray.api._server import serve
+    from xray.api._server import serve, worker_count
 
+    try:
+        workers = worker_count(config, args.workers)
+    except ValueError as exc:
+        print(f"xray api: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
-        serve(config)
+        serve(config, workers)
     return 0
 
 

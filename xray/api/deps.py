@@ -36,8 +36,8 @@ __all__ = [
 ]
 
 
-def get_state(request: Request) -> AppState:
-    """The app's state, created by the lifespan."""
+async def get_state(request: Request) -> AppState:
+    """The app's state, created by the lifespan (async: no thread-pool hop per request)."""
     state: AppState | None = getattr(request.app.state, "xray", None)
     if state is None:
         raise APIError(503, "the server is starting; retry shortly", code="database_unavailable")
@@ -102,7 +102,7 @@ MAX_METADATA_KEY_LENGTH = 200
 MAX_METADATA_VALUE_LENGTH = 10_000
 
 
-def metadata_filters(request: Request) -> list[tuple[str, str]]:
+async def metadata_filters(request: Request) -> list[tuple[str, str]]:
     """The ``metadata.<key>=<value>`` query parameters, in order (repeatable, ANDed);
     a 422 naming the parameter when there are too many or one is too long."""
     filters = [

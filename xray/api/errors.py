@@ -32,6 +32,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
+from xray.api.services.errors import InvalidInputError, NotFoundError, ServiceError
+
 __all__ = [
     "MAX_FIELD_ERRORS",
     "SCHEMA_MISSING_MESSAGE",
@@ -278,6 +280,15 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    if isinstance(exc, InvalidInputError):
+        fields = [FieldError(field=exc.field or "body", message=exc.message)]
+        return error_response(422, validation_error(fields).message, fields=fields)
+    status = 404 if isinstance(exc, NotFoundError) else 400
+    return error_response(status, exc.message)
+
+
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = {
@@ -342,6 +353,7 @@ async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every failure into the JSON error body."""
     app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(SQLAlchemyError, _database_error)

@@ -1,4 +1,4 @@
-"""The tables: ``runs``, ``steps``, ``decisions`` and ``api_keys``.
+"""The tables: ``runs``, ``steps``, ``decisions``, ``pipelines`` and ``api_keys``.
 
 Only ``runs`` is ever updated (start, then end). ``steps`` and ``decisions`` are written
 once per step (a re-sent step replaces its own rows), and carry copies of ``pipeline``,
@@ -32,7 +32,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["APIKeyRow", "Base", "DecisionRow", "RunRow", "StepRow", "UTCDateTime", "json_type"]
+__all__ = [
+    "APIKeyRow",
+    "Base",
+    "DecisionRow",
+    "PipelineRow",
+    "RunRow",
+    "StepRow",
+    "UTCDateTime",
+    "json_type",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -144,6 +153,16 @@ class DecisionRow(Base):
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
     rank: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(json_type())
+
+
+class PipelineRow(Base):
+    """A pipeline's run count and latest run start, kept by ingest (``GET /pipelines``)."""
+
+    __tablename__ = "pipelines"
+
+    pipeline: Mapped[str] = mapped_column(String(200), primary_key=True)
+    run_count: Mapped[int] = mapped_column(BigInteger)
+    last_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class APIKeyRow(Base):

@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Path, Request
 from pydantic import TypeAdapter
 
-from xray.api._payload import Parsed, parse_json, validate_body
+from xray.api._payload import first_byte, load_body
 from xray.api.deps import StateDep, write_session
 from xray.api.errors import FieldError, validation_error
 from xray.api.routes._common import errors
@@ -30,6 +30,7 @@ T = TypeVar("T")
 # Models referenced by the request schemas below; _app adds them to the OpenAPI components.
 REQUEST_MODELS = (BatchIn, RunIn, StepIn)
 
+_ANY: TypeAdapter[Any] = TypeAdapter(Any)
 _BATCH = TypeAdapter(BatchIn)
 _ONE_RUN, _RUN_LIST = TypeAdapter(RunIn), TypeAdapter[list[RunIn]](RunList)
 _ONE_STEP, _STEP_LIST = TypeAdapter(StepIn), TypeAdapter[list[StepIn]](StepList)
@@ -51,16 +52,18 @@ def _body(*models: str, one_or_many: bool) -> dict[str, Any]:
 
 
 def _one_or_many(
-    parsed: Parsed, one: TypeAdapter[T], many: TypeAdapter[list[T]], what: str
+    body: bytes, one: TypeAdapter[T], many: TypeAdapter[list[T]], what: str
 ) -> list[T]:
     # A single object's errors are named by field; a list's by item (`steps[3].type`).
-    if isinstance(parsed.data, list):
-        return validate_body(parsed, many, prefix=f"{what}s")
-    if isinstance(parsed.data, dict):
-        return [validate_body(parsed, one)]
-    raise validation_error(
-        [FieldError(field="body", message=f"expected a {what} object or a list of them")]
-    )
+    start = first_byte(body)
+    if start == b"[":
+        return load_body(body, many, prefix=f"{what}s")
+    if start != b"{":
+        load_body(body, _ANY)  # a 400 when the body is not JSON at all
+        raise validation_error(
+            [FieldError(field="body", message=f"expected a {what} object or a list of them")]
+        )
+    return [load_body(body, one)]
 
 
 @router.post(
@@ -72,7 +75,7 @@ def _one_or_many(
 )
 async def post_batch(request: Request, state: StateDep) -> BatchResult:
     """Upsert runs first, then steps with their decisions; all or nothing."""
-    batch = validate_body(parse_json(await request.body()), _BATCH)
+    batch = load_body(await request.body(), _BATCH)
     async with write_session(state) as session:
         return await ingest(session, runs=batch.runs, steps=batch.steps)
 
@@ -87,7 +90,7 @@ async def post_batch(request: Request, state: StateDep) -> BatchResult:
 async def post_runs(request: Request, state: StateDep) -> BatchResult:
     """A run's end after its start leaves one row with the final state; a finished run
     never regresses to running."""
-    runs = _one_or_many(parse_json(await request.body()), _ONE_RUN, _RUN_LIST, "run")
+    runs = _one_or_many(await request.body(), _ONE_RUN, _RUN_LIST, "run")
     async with write_session(state) as session:
         return await ingest(session, runs=runs)
 
@@ -106,11 +109,12 @@ async def post_steps(
 ) -> BatchResult:
     """A re-sent step replaces its decisions as a set; a step may arrive before its run
     when it carries ``pipeline`` (a placeholder run is created)."""
-    parsed = parse_json(await request.body())
-    steps = _one_or_many(parsed, _ONE_STEP, _STEP_LIST, "step")
+    body = await request.body()
+    steps = _one_or_many(body, _ONE_STEP, _STEP_LIST, "step")
+    is_list = first_byte(body) == b"["
     mismatched = [
         FieldError(
-            field=f"steps[{i}].run_id" if isinstance(parsed.data, list) else "run_id",
+            field=f"steps[{i}].run_id" if is_list else "run_id",
             message=f"must equal the run id in the path ({run_id})",
         )
         for i, s in enumerate(steps)

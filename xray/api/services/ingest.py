@@ -8,36 +8,50 @@
 - A step whose run is unknown creates a placeholder run (from the step's ``pipeline`` and
   ``run_started_at``) that the run's own upsert completes later.
 - Everything happens in the caller's transaction: a request is written whole or not at all.
+
+On PostgreSQL the writes go through the session's asyncpg connection: runs and steps as
+one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT`` each (column arrays, one round
+trip), decisions by ``COPY``. Rows are built once per step (the step's values shared by
+its decisions) and JSON values serialised once with orjson. SQLite goes through
+SQLAlchemy (``executemany``), serialised by the app's write lock.
 """
 
 from __future__ import annotations
 
-import json
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, case, delete, func, literal_column, select
-from sqlalchemy.dialects import postgresql, sqlite
+import asyncpg
+import orjson
+from sqlalchemy import Table, and_, case, delete, func, insert, select, text
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xray.api.db.models import DecisionRow, RunRow, StepRow
-from xray.api.errors import APIError, FieldError, validation_error
+from xray.api.db.models import DecisionRow, PipelineRow, RunRow, StepRow
 from xray.api.services._rates import rejected_rate
+from xray.api.services.errors import InvalidInputError, NotFoundError
 from xray.shared import BatchResult, RunIn, RunStatus, StepIn
 
-__all__ = ["elimination_rate", "ingest"]
+__all__ = ["elimination_rate", "ingest", "recount_pipelines"]
 
 _RUNS = cast(Table, RunRow.__table__)
 _STEPS = cast(Table, StepRow.__table__)
 _DECISIONS = cast(Table, DecisionRow.__table__)
+_PIPELINES = cast(Table, PipelineRow.__table__)
 # Stay far below both drivers' bind-parameter limits (SQLite 32766, asyncpg 32767).
 _CHUNK = 500
 
 
 def elimination_rate(input_count: int | None, output_count: int | None) -> float | None:
-    """``1 - output/input`` when the step had input, else ``None``.
+    """The share of its input a step dropped: ``1 - output/input``, from 0 to 1.
+
+    ``None`` when it is not defined: no input count (or zero input), no output count, or
+    a step that grew its input (``output > input``, e.g. a generator): a rate is never
+    negative, so filters such as ``min_elimination_rate`` do not match such steps.
 
     Computed as ``(input - output) / input``: one rounding instead of two, so 10 → 7 is
     stored as 0.3, not 0.30000000000000004.
@@ -47,8 +61,10 @@ def elimination_rate(input_count: int | None, output_count: int | None) -> float
         0.994
         >>> elimination_rate(10, 7)
         0.3
+        >>> elimination_rate(10, 40) is None
+        True
     """
-    if not input_count or output_count is None:
+    if not input_count or output_count is None or output_count > input_count:
         return None
     return (input_count - output_count) / input_count
 
@@ -58,20 +74,384 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[start : start + size]
 
 
-def _insert(dialect: str, table: Any) -> Any:
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise APIError(500, f"unsupported database dialect {dialect!r}", code="internal_error")
+def _utc(value: datetime) -> datetime:
+    # asyncpg converts aware datetimes of any offset; naive ones are taken as UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _merge_json(dialect: str, base: Any, patch: Any) -> ColumnElement[Any]:
-    """``base`` updated key by key with ``patch`` (top-level keys; ``patch`` wins)."""
-    if dialect == "postgresql":
-        result: ColumnElement[Any] = base.op("||")(patch)
-        return result
-    return func.json_patch(base, patch)
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
+
+
+def _rounds(runs: Sequence[RunIn]) -> list[list[RunIn]]:
+    """The n-th message about a run in the n-th round, each round in id order.
+
+    One statement cannot update a row twice, so a start and an end in one batch apply in
+    the order they were sent; id order means concurrent requests lock rows in the same
+    order (no deadlock).
+    """
+    rounds: list[list[RunIn]] = []
+    seen: dict[uuid.UUID, int] = {}
+    for run in runs:
+        index = seen.get(run.id, 0)
+        seen[run.id] = index + 1
+        if index == len(rounds):
+            rounds.append([])
+        rounds[index].append(run)
+    for messages in rounds:
+        messages.sort(key=lambda run: run.id)
+    return rounds
+
+
+def _latest(steps: Sequence[tuple[int, uuid.UUID, StepIn]]) -> list[tuple[uuid.UUID, StepIn]]:
+    """A step is complete when sent: the last copy in a request wins; in id order."""
+    latest: dict[uuid.UUID, tuple[uuid.UUID, StepIn]] = {}
+    for _, run_id, step in steps:
+        latest[step.id] = (run_id, step)
+    return [latest[step_id] for step_id in sorted(latest)]
+
+
+def _placeholders(
+    steps: Sequence[tuple[int, uuid.UUID, StepIn]], known: dict[uuid.UUID, tuple[str, datetime]]
+) -> list[tuple[uuid.UUID, str, datetime]]:
+    """Runs to create for steps whose run is not stored: ``(id, pipeline, started_at)``."""
+    missing: dict[uuid.UUID, list[tuple[int, StepIn]]] = {}
+    for index, run_id, step in steps:
+        if run_id not in known:
+            missing.setdefault(run_id, []).append((index, step))
+    created = []
+    for run_id, mine in missing.items():
+        pipeline = next((s.pipeline for _, s in mine if s.pipeline), None)
+        if pipeline is None:
+            index = mine[0][0]
+            raise NotFoundError(
+                f"run {run_id} not found, and steps[{index}] has no 'pipeline' to create it",
+                field=f"steps[{index}].pipeline",
+            )
+        started_at = next(
+            (s.run_started_at for _, s in mine if s.run_started_at),
+            min(s.started_at for _, s in mine),
+        )
+        known[run_id] = (pipeline, _utc(started_at))
+        created.append((run_id, pipeline, _utc(started_at)))
+    created.sort()
+    return created
+
+
+# --- PostgreSQL: asyncpg, column arrays and COPY -------------------------------------
+
+_STALE = "(old.status <> 'running' AND excluded.status = 'running')"
+
+
+def _latest_sql(column: str) -> str:
+    return f"CASE WHEN {_STALE} THEN old.{column} ELSE excluded.{column} END"
+
+
+def _filled_sql(column: str) -> str:
+    return (
+        f"CASE WHEN {_STALE} THEN coalesce(old.{column}, excluded.{column}) "
+        f"ELSE coalesce(excluded.{column}, old.{column}) END"
+    )
+
+
+def _merged_sql(column: str) -> str:
+    return (
+        f"CASE WHEN {_STALE} THEN excluded.{column} || old.{column} "
+        f"ELSE old.{column} || excluded.{column} END"
+    )
+
+
+def _unnest_insert(table: str, columns: Sequence[tuple[str, str]]) -> str:
+    """``INSERT INTO table SELECT FROM unnest($1::type[], ...)``; JSON arrives as text."""
+    names = ", ".join(name for name, _ in columns)
+    arrays = ", ".join(
+        f"${i}::{'text' if kind == 'jsonb' else kind}[]" for i, (_, kind) in enumerate(columns, 1)
+    )
+    values = ", ".join(
+        f"t.{name}::jsonb" if kind == "jsonb" else f"t.{name}" for name, kind in columns
+    )
+    # Built once at import from the constant column lists below, never from input.
+    return (
+        f"INSERT INTO {table} AS old ({names}) SELECT {values} "  # noqa: S608
+        f"FROM unnest({arrays}) AS t({names})"
+    )
+
+
+_RUN_COLUMNS = (
+    ("id", "uuid"),
+    ("pipeline", "text"),
+    ("status", "text"),
+    ("started_at", "timestamptz"),
+    ("ended_at", "timestamptz"),
+    ("duration_ms", "float8"),
+    ("input", "jsonb"),
+    ("output", "jsonb"),
+    ("metadata", "jsonb"),
+    ("error", "jsonb"),
+    ("sdk", "jsonb"),
+    ("received_at", "timestamptz"),
+)
+_UPSERT_RUNS = (
+    _unnest_insert("runs", _RUN_COLUMNS)
+    + " ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(
+        [f"{c} = {_latest_sql(c)}" for c in ("pipeline", "started_at", "status")]
+        + [
+            f"{c} = {_filled_sql(c)}"
+            for c in ("ended_at", "duration_ms", "input", "output", "error")
+        ]
+        + [f"{c} = {_merged_sql(c)}" for c in ("metadata", "sdk")]
+        + ["received_at = excluded.received_at"]
+    )
+    + " RETURNING id, pipeline, started_at, (xmax = 0)"
+)
+_PLACEHOLDER_RUNS = (
+    "INSERT INTO runs (id, pipeline, status, started_at, metadata, sdk, received_at) "
+    "SELECT t.id, t.pipeline, 'running', t.started_at, '{}', '{}', $4 "
+    "FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS t(id, pipeline, started_at) "
+    "ON CONFLICT (id) DO NOTHING RETURNING pipeline, started_at"
+)
+_COUNT_PIPELINES = (
+    "INSERT INTO pipelines AS old (pipeline, run_count, last_started_at) "
+    "SELECT * FROM unnest($1::text[], $2::int8[], $3::timestamptz[]) "
+    "ON CONFLICT (pipeline) DO UPDATE SET run_count = old.run_count + excluded.run_count, "
+    "last_started_at = greatest(old.last_started_at, excluded.last_started_at)"
+)
+_KNOWN_RUNS = "SELECT id, pipeline, started_at FROM runs WHERE id = ANY($1::uuid[])"
+_STEP_COLUMNS = (
+    ("id", "uuid"),
+    ("run_id", "uuid"),
+    ("parent_id", "uuid"),
+    ("seq", "int8"),
+    ("pipeline", "text"),
+    ("run_started_at", "timestamptz"),
+    ("name", "text"),
+    ("type", "text"),
+    ("status", "text"),
+    ("started_at", "timestamptz"),
+    ("ended_at", "timestamptz"),
+    ("duration_ms", "float8"),
+    ("input_count", "int8"),
+    ("output_count", "int8"),
+    ("elimination_rate", "float8"),
+    ("rejected_rate", "float8"),
+    ("params", "jsonb"),
+    ("reasoning", "text"),
+    ("reason_counts", "jsonb"),
+    ("input", "jsonb"),
+    ("output", "jsonb"),
+    ("metadata", "jsonb"),
+    ("error", "jsonb"),
+    ("detail", "text"),
+    ("candidates_total", "int8"),
+    ("candidates_recorded", "int8"),
+)
+# xmax = 0 on the returned row means "inserted": this is race-free, because a concurrent
+# copy of the same step waits for our row lock and then sees it.
+_UPSERT_STEPS = (
+    _unnest_insert("steps", _STEP_COLUMNS)
+    + " ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c, _ in _STEP_COLUMNS if c != "id")
+    + " RETURNING id, (xmax = 0)"
+)
+_DELETE_DECISIONS = "DELETE FROM decisions WHERE step_id = ANY($1::uuid[])"
+# The step's values first: they are one tuple per step, prepended to each decision's.
+_DECISION_COLUMNS = (
+    "step_id",
+    "run_id",
+    "pipeline",
+    "step_name",
+    "step_type",
+    "step_seq",
+    "started_at",
+    "run_started_at",
+    "seq",
+    "candidate_key",
+    "decision",
+    "reason",
+    "score",
+    "rank",
+    "attributes",
+)
+_EMPTY_OBJECT = "{}"
+
+
+def _json(value: Any) -> str | None:
+    """JSON text for a stored value; ``None`` (SQL NULL) stays ``None``."""
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _object(value: dict[str, Any]) -> str:
+    return orjson.dumps(value).decode() if value else _EMPTY_OBJECT
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[Sequence[Any]]:
+    return list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
+
+
+class _PipelineCounts:
+    """New runs and the latest start per pipeline in one request (``pipelines`` table)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, list[Any]] = {}
+
+    def add(self, pipeline: str, started_at: datetime, inserted: bool) -> None:
+        entry = self.counts.setdefault(pipeline, [0, started_at])
+        entry[0] += inserted
+        entry[1] = max(entry[1], started_at)
+
+    def rows(self) -> list[tuple[str, int, datetime]]:
+        # Pipeline order: concurrent requests lock the rows in the same order.
+        return [(p, n, last) for p, (n, last) in sorted(self.counts.items())]
+
+
+async def _postgres_runs(
+    conn: Any,
+    runs: Sequence[RunIn],
+    known: dict[uuid.UUID, tuple[str, datetime]],
+    counts: _PipelineCounts,
+) -> None:
+    now = datetime.now(UTC)
+    for messages in _rounds(runs):
+        rows = [
+            (
+                r.id,
+                r.pipeline,
+                r.status.value,
+                _utc(r.started_at),
+                _utc_or_none(r.ended_at),
+                r.duration_ms,
+                _json(r.input),
+                _json(r.output),
+                _object(r.metadata),
+                _json(r.error.model_dump()) if r.error else None,
+                _object(r.sdk),
+                now,
+            )
+            for r in messages
+        ]
+        for run_id, pipeline, started_at, inserted in await conn.fetch(
+            _UPSERT_RUNS, *_columns(rows, len(_RUN_COLUMNS))
+        ):
+            known[run_id] = (pipeline, started_at)
+            counts.add(pipeline, started_at, inserted)
+
+
+async def _postgres_steps(
+    conn: Any,
+    steps: Sequence[tuple[int, uuid.UUID, StepIn]],
+    known: dict[uuid.UUID, tuple[str, datetime]],
+    counts: _PipelineCounts,
+) -> tuple[int, int]:
+    unknown = list({run_id for _, run_id, _ in steps if run_id not in known})
+    if unknown:
+        for run_id, pipeline, started_at in await conn.fetch(_KNOWN_RUNS, unknown):
+            known[run_id] = (pipeline, started_at)
+    created = _placeholders(steps, known)
+    if created:
+        now = datetime.now(UTC)
+        for pipeline, started_at in await conn.fetch(_PLACEHOLDER_RUNS, *_columns(created, 3), now):
+            counts.add(pipeline, started_at, True)
+
+    step_rows: list[tuple[Any, ...]] = []
+    decision_rows: list[tuple[Any, ...]] = []
+    for run_id, step in _latest(steps):
+        pipeline, run_started_at = known[run_id]
+        started_at = _utc(step.started_at)
+        step_rows.append(
+            (
+                step.id,
+                run_id,
+                step.parent_id,
+                step.seq,
+                pipeline,
+                run_started_at,
+                step.name,
+                step.type.value,
+                step.status.value,
+                started_at,
+                _utc_or_none(step.ended_at),
+                step.duration_ms,
+                step.input_count,
+                step.output_count,
+                elimination_rate(step.input_count, step.output_count),
+                rejected_rate(step.input_count, step.reason_counts),
+                _object(step.params),
+                step.reasoning,
+                _object(step.reason_counts),
+                _json(step.input),
+                _json(step.output),
+                _object(step.metadata),
+                _json(step.error.model_dump()) if step.error else None,
+                step.detail.value,
+                step.candidates_total,
+                step.candidates_recorded,
+            )
+        )
+        if step.decisions:
+            head = (
+                step.id,
+                run_id,
+                pipeline,
+                step.name,
+                step.type.value,
+                step.seq,
+                started_at,
+                run_started_at,
+            )
+            decision_rows += [
+                (
+                    *head,
+                    seq,
+                    d.candidate_key,
+                    d.decision.value,
+                    d.reason,
+                    d.score,
+                    d.rank,
+                    orjson.dumps(d.attributes).decode() if d.attributes else _EMPTY_OBJECT,
+                )
+                for seq, d in enumerate(step.decisions)
+            ]
+    upserted = await conn.fetch(_UPSERT_STEPS, *_columns(step_rows, len(_STEP_COLUMNS)))
+    # A re-sent step replaces its decisions as a set; steps are normally sent once.
+    resent = sorted(step_id for step_id, inserted in upserted if not inserted)
+    if resent:
+        await conn.execute(_DELETE_DECISIONS, resent)
+    if decision_rows:
+        await conn.copy_records_to_table(
+            "decisions", records=decision_rows, columns=_DECISION_COLUMNS
+        )
+    return len(step_rows), len(decision_rows)
+
+
+async def _ingest_postgres(
+    session: AsyncSession, runs: Sequence[RunIn], steps: Sequence[tuple[int, uuid.UUID, StepIn]]
+) -> BatchResult:
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    conn: Any = raw.driver_connection
+    known: dict[uuid.UUID, tuple[str, datetime]] = {}
+    step_count = decision_count = 0
+    # SQLAlchemy begins its transaction lazily, at its own first statement: this block is
+    # the transaction when none is open yet, a savepoint inside the caller's otherwise.
+    counts = _PipelineCounts()
+    try:
+        async with conn.transaction():
+            if runs:
+                await _postgres_runs(conn, runs, known, counts)
+            if steps:
+                step_count, decision_count = await _postgres_steps(conn, steps, known, counts)
+            # Last: the pipelines' rows are shared by every request, so hold them briefly.
+            if counts.counts:
+                await conn.execute(_COUNT_PIPELINES, *_columns(counts.rows(), 3))
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # The driver's own errors, wrapped as SQLAlchemy wraps them: the one HTTP seam then
+        # maps both alike (connection lost → 503, a value out of range → 400).
+        raise DBAPIError(None, None, exc) from exc
+    return BatchResult(runs=len({r.id for r in runs}), steps=step_count, decisions=decision_count)
+
+
+# --- SQLite: SQLAlchemy executemany ---------------------------------------------------
 
 
 def _run_row(run: RunIn, now: datetime) -> dict[str, Any]:
@@ -91,11 +471,14 @@ def _run_row(run: RunIn, now: datetime) -> dict[str, Any]:
     }
 
 
-async def _upsert_runs(session: AsyncSession, dialect: str, runs: Sequence[RunIn]) -> int:
-    if not runs:
-        return 0
+async def _sqlite_runs(
+    session: AsyncSession, runs: Sequence[RunIn], counts: _PipelineCounts
+) -> dict[uuid.UUID, tuple[str, datetime]]:
+    run_ids = list(dict.fromkeys(run.id for run in runs))
+    # Ingest is serialised by the app's write lock: what exists now is what existed.
+    existed = set(await _sqlite_known_runs(session, run_ids))
     now = datetime.now(UTC)
-    stmt = _insert(dialect, _RUNS)
+    stmt = sqlite.insert(_RUNS)
     new = stmt.excluded
     old = _RUNS.c
     stale = and_(old.status != RunStatus.RUNNING.value, new.status == RunStatus.RUNNING.value)
@@ -111,8 +494,8 @@ async def _upsert_runs(session: AsyncSession, dialect: str, runs: Sequence[RunIn
 
     def merged(column: str) -> Any:
         return case(
-            (stale, _merge_json(dialect, new[column], old[column])),
-            else_=_merge_json(dialect, old[column], new[column]),
+            (stale, func.json_patch(new[column], old[column])),
+            else_=func.json_patch(old[column], new[column]),
         )
 
     stmt = stmt.on_conflict_do_update(
@@ -131,25 +514,17 @@ async def _upsert_runs(session: AsyncSession, dialect: str, runs: Sequence[RunIn
             "received_at": new.received_at,
         },
     )
-    # One statement cannot update a row twice: the n-th message about a run goes in the
-    # n-th round, so a start and an end in one batch apply in the order they were sent.
-    rounds: list[list[dict[str, Any]]] = []
-    seen: dict[uuid.UUID, int] = {}
-    for run in runs:
-        index = seen.get(run.id, 0)
-        seen[run.id] = index + 1
-        if index == len(rounds):
-            rounds.append([])
-        rounds[index].append(_run_row(run, now))
-    for rows in rounds:
-        # Rows in id order: concurrent requests lock rows in the same order (no deadlock).
-        rows.sort(key=lambda row: row["id"])
+    for messages in _rounds(runs):
+        rows = [_run_row(run, now) for run in messages]
         for chunk in _chunks(rows, _CHUNK // 2):
             await session.execute(stmt, list(chunk))
-    return len(seen)
+    known = await _sqlite_known_runs(session, run_ids)
+    for run_id, (pipeline, started_at) in known.items():
+        counts.add(pipeline, started_at, run_id not in existed)
+    return known
 
 
-async def _known_runs(
+async def _sqlite_known_runs(
     session: AsyncSession, run_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[str, datetime]]:
     known: dict[uuid.UUID, tuple[str, datetime]] = {}
@@ -159,48 +534,6 @@ async def _known_runs(
         )
         for run_id, pipeline, started_at in rows:
             known[run_id] = (pipeline, started_at)
-    return known
-
-
-async def _ensure_runs(
-    session: AsyncSession, dialect: str, steps: Sequence[tuple[int, uuid.UUID, StepIn]]
-) -> dict[uuid.UUID, tuple[str, datetime]]:
-    run_ids = list(dict.fromkeys(run_id for _, run_id, _ in steps))
-    known = await _known_runs(session, run_ids)
-    placeholders: list[dict[str, Any]] = []
-    now = datetime.now(UTC)
-    for run_id in run_ids:
-        if run_id in known:
-            continue
-        mine = [(i, s) for i, r, s in steps if r == run_id]
-        pipeline = next((s.pipeline for _, s in mine if s.pipeline), None)
-        if pipeline is None:
-            index = mine[0][0]
-            raise APIError(
-                404,
-                f"run {run_id} not found, and steps[{index}] has no 'pipeline' to create it",
-            )
-        started_at = next(
-            (s.run_started_at for _, s in mine if s.run_started_at),
-            min(s.started_at for _, s in mine),
-        )
-        known[run_id] = (pipeline, started_at)
-        placeholders.append(
-            {
-                "id": run_id,
-                "pipeline": pipeline,
-                "status": RunStatus.RUNNING.value,
-                "started_at": started_at,
-                "metadata": {},
-                "sdk": {},
-                "received_at": now,
-            }
-        )
-    if placeholders:
-        placeholders.sort(key=lambda row: row["id"])
-        stmt = _insert(dialect, _RUNS).on_conflict_do_nothing(index_elements=[_RUNS.c.id])
-        for chunk in _chunks(placeholders, _CHUNK // 2):
-            await session.execute(stmt, list(chunk))
     return known
 
 
@@ -237,118 +570,131 @@ def _step_row(
     }
 
 
-_DECISION_COLUMNS = (
-    "step_id",
-    "seq",
-    "run_id",
-    "pipeline",
-    "step_name",
-    "step_type",
-    "step_seq",
-    "started_at",
-    "run_started_at",
-    "candidate_key",
-    "decision",
-    "reason",
-    "score",
-    "rank",
-    "attributes",
-)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-async def _insert_decisions(
-    session: AsyncSession, dialect: str, rows: list[dict[str, Any]]
-) -> None:
-    """All the request's decisions in one bulk operation (never one round trip each)."""
-    if dialect != "postgresql":
-        # executemany: one prepared statement, the driver loops over the rows.
-        await session.execute(_DECISIONS.insert(), rows)
-        return
-    # PostgreSQL: COPY in the same transaction, ~9x faster than executemany here.
-    for row in rows:
-        row["started_at"] = _utc(row["started_at"])
-        row["run_started_at"] = _utc(row["run_started_at"])
-        row["attributes"] = json.dumps(row["attributes"], separators=(",", ":"))
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-        "decisions",
-        records=[tuple(row[c] for c in _DECISION_COLUMNS) for row in rows],
-        columns=list(_DECISION_COLUMNS),
-    )
-
-
-async def _upsert_steps(
+async def _sqlite_steps(
     session: AsyncSession,
-    dialect: str,
     steps: Sequence[tuple[int, uuid.UUID, StepIn]],
+    known: dict[uuid.UUID, tuple[str, datetime]],
+    counts: _PipelineCounts,
 ) -> tuple[int, int]:
-    if not steps:
-        return 0, 0
-    runs = await _ensure_runs(session, dialect, steps)
-    # A step is complete when sent: the last copy in a request wins.
-    latest: dict[uuid.UUID, tuple[uuid.UUID, StepIn]] = {}
-    for _, run_id, step in steps:
-        latest.pop(step.id, None)
-        latest[step.id] = (run_id, step)
+    unknown = list(dict.fromkeys(r for _, r, _ in steps if r not in known))
+    known |= await _sqlite_known_runs(session, unknown)
+    created = _placeholders(steps, known)
+    for _, pipeline, started_at in created:
+        counts.add(pipeline, started_at, True)
+    if created:
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "id": run_id,
+                "pipeline": pipeline,
+                "status": RunStatus.RUNNING.value,
+                "started_at": started_at,
+                "metadata": {},
+                "sdk": {},
+                "received_at": now,
+            }
+            for run_id, pipeline, started_at in created
+        ]
+        stmt = sqlite.insert(_RUNS).on_conflict_do_nothing(index_elements=[_RUNS.c.id])
+        for chunk in _chunks(rows, _CHUNK // 2):
+            await session.execute(stmt, list(chunk))
 
+    latest = _latest(steps)
     step_rows: list[dict[str, Any]] = []
     decision_rows: list[dict[str, Any]] = []
-    for run_id, step in latest.values():
-        pipeline, run_started_at = runs[run_id]
+    for run_id, step in latest:
+        pipeline, run_started_at = known[run_id]
         step_rows.append(_step_row(step, run_id, pipeline, run_started_at))
-        for seq, decision in enumerate(step.decisions):
-            decision_rows.append(
-                {
-                    "step_id": step.id,
-                    "seq": seq,
-                    "run_id": run_id,
-                    "pipeline": pipeline,
-                    "step_name": step.name,
-                    "step_type": step.type.value,
-                    "step_seq": step.seq,
-                    "started_at": step.started_at,
-                    "run_started_at": run_started_at,
-                    "candidate_key": decision.candidate_key,
-                    "decision": decision.decision.value,
-                    "reason": decision.reason,
-                    "score": decision.score,
-                    "rank": decision.rank,
-                    "attributes": decision.attributes,
-                }
-            )
-
-    stmt = _insert(dialect, _STEPS)
+        head = {
+            "step_id": step.id,
+            "run_id": run_id,
+            "pipeline": pipeline,
+            "step_name": step.name,
+            "step_type": step.type.value,
+            "step_seq": step.seq,
+            "started_at": step.started_at,
+            "run_started_at": run_started_at,
+        }
+        decision_rows += [
+            head
+            | {
+                "seq": seq,
+                "candidate_key": d.candidate_key,
+                "decision": d.decision.value,
+                "reason": d.reason,
+                "score": d.score,
+                "rank": d.rank,
+                "attributes": d.attributes,
+            }
+            for seq, d in enumerate(step.decisions)
+        ]
+    # A re-sent step replaces its decisions as a set. Ingest is serialised by the app's
+    # write lock, so looking up which steps exist is race-free.
+    resent: list[uuid.UUID] = []
+    for chunk in _chunks([step.id for _, step in latest]):
+        resent += await session.scalars(select(StepRow.id).where(StepRow.id.in_(chunk)))
+    stmt = sqlite.insert(_STEPS)
     stmt = stmt.on_conflict_do_update(
         index_elements=[_STEPS.c.id],
         set_={c.name: stmt.excluded[c.name] for c in _STEPS.c if c.name != "id"},
     )
-    # A re-sent step replaces its decisions as a set. Steps are normally sent once, so
-    # only the decisions of steps that already existed are deleted.
-    resent: list[uuid.UUID] = []
-    step_rows.sort(key=lambda row: row["id"])
-    if dialect == "postgresql":
-        # xmax = 0 on the returned row means "inserted": this is race-free, because a
-        # concurrent copy of the same step waits for our row lock and then sees it.
-        returning = stmt.returning(_STEPS.c.id, literal_column("(xmax = 0)"))
-        for chunk in _chunks(step_rows, 200):
-            rows = await session.execute(returning, list(chunk))
-            resent += [step_id for step_id, inserted in rows if not inserted]
-    else:
-        # SQLite: ingest is serialised by the app's write lock, so a lookup is race-free.
-        for chunk in _chunks(sorted(latest)):
-            resent += await session.scalars(select(StepRow.id).where(StepRow.id.in_(chunk)))
-        for chunk in _chunks(step_rows, 200):
-            await session.execute(stmt, list(chunk))
+    for chunk in _chunks(step_rows, 200):
+        await session.execute(stmt, list(chunk))
     for chunk in _chunks(sorted(resent)):
         await session.execute(delete(DecisionRow).where(DecisionRow.step_id.in_(chunk)))
     if decision_rows:
-        await _insert_decisions(session, dialect, decision_rows)
+        # executemany: one prepared statement, the driver loops over the rows.
+        await session.execute(_DECISIONS.insert(), decision_rows)
     return len(step_rows), len(decision_rows)
+
+
+async def _sqlite_count_pipelines(session: AsyncSession, counts: _PipelineCounts) -> None:
+    stmt = sqlite.insert(_PIPELINES)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_PIPELINES.c.pipeline],
+        set_={
+            "run_count": _PIPELINES.c.run_count + stmt.excluded.run_count,
+            # SQLite's two-argument max(); the stored text sorts in time order.
+            "last_started_at": func.max(
+                _PIPELINES.c.last_started_at, stmt.excluded.last_started_at
+            ),
+        },
+    )
+    rows = [
+        {"pipeline": p, "run_count": n, "last_started_at": last} for p, n, last in counts.rows()
+    ]
+    await session.execute(stmt, rows)
+
+
+_ANALYZE_EVERY_S = 60.0
+_analyzed_at = float("-inf")
+
+
+async def _sqlite_statistics(session: AsyncSession) -> None:
+    """A sampled ``ANALYZE`` at most once a minute: SQLite's planner picks indexes from
+    statistics nothing else gathers (``PRAGMA optimize`` of the SQLite versions in use
+    skips tables it has not seen queried on the connection); ``analysis_limit`` samples
+    a bounded number of rows per index, so a pass stays cheap at any size."""
+    global _analyzed_at
+    now = time.monotonic()
+    if now - _analyzed_at < _ANALYZE_EVERY_S:
+        return
+    _analyzed_at = now
+    await session.execute(text("PRAGMA analysis_limit = 1000"))
+    await session.execute(text("ANALYZE"))
+
+
+async def recount_pipelines(session: AsyncSession) -> None:
+    """Rebuild the ``pipelines`` counts from the runs (after runs were deleted)."""
+    await session.execute(delete(PipelineRow))
+    await session.execute(
+        insert(PipelineRow).from_select(
+            ["pipeline", "run_count", "last_started_at"],
+            select(RunRow.pipeline, func.count(), func.max(RunRow.started_at)).group_by(
+                RunRow.pipeline
+            ),
+        )
+    )
 
 
 async def ingest(
@@ -367,15 +713,20 @@ async def ingest(
         >>> await ingest(session, runs=[run], steps=[step])  # doctest: +SKIP
         BatchResult(runs=1, steps=1, decisions=0)
     """
-    dialect = session.get_bind().dialect.name
     placed: list[tuple[int, uuid.UUID, StepIn]] = []
     for index, step in enumerate(steps):
         target = run_id or step.run_id
         if target is None:
-            raise validation_error(
-                [FieldError(field=f"steps[{index}].run_id", message="Field required")]
-            )
+            raise InvalidInputError("Field required", field=f"steps[{index}].run_id")
         placed.append((index, target, step))
-    run_count = await _upsert_runs(session, dialect, runs)
-    step_count, decision_count = await _upsert_steps(session, dialect, placed)
-    return BatchResult(runs=run_count, steps=step_count, decisions=decision_count)
+    if session.get_bind().dialect.name == "postgresql":
+        return await _ingest_postgres(session, runs, placed)
+    counts = _PipelineCounts()
+    known = await _sqlite_runs(session, runs, counts) if runs else {}
+    step_count = decision_count = 0
+    if placed:
+        step_count, decision_count = await _sqlite_steps(session, placed, known, counts)
+    if counts.counts:
+        await _sqlite_count_pipelines(session, counts)
+    await _sqlite_statistics(session)
+    return BatchResult(runs=len({r.id for r in runs}), steps=step_count, decisions=decision_count)

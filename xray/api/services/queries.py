@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xray.api._cursor import SortKey, after, decode_cursor, encode_cursor
-from xray.api.db.models import DecisionRow, RunRow, StepRow
+from xray.api.db.models import DecisionRow, PipelineRow, RunRow, StepRow
 from xray.api.services._filters import (
     metadata_candidates,
     metadata_filter,
@@ -64,6 +64,8 @@ _CANDIDATE_KEYS = (
     SortKey(DecisionRow.run_started_at, True, "datetime"),
     SortKey(DecisionRow.run_id, True, "uuid"),
     SortKey(DecisionRow.step_seq, False, "int"),
+    # Steps with equal seq (OTLP spans carry none) read in the order they started.
+    SortKey(DecisionRow.started_at, False, "datetime"),
     SortKey(DecisionRow.id, False, "int"),
 )
 
@@ -372,7 +374,7 @@ async def candidate_decisions(
         rows,
         limit,
         "candidate",
-        lambda r: (r.run_started_at, r.run_id, r.step_seq, r.id),
+        lambda r: (r.run_started_at, r.run_id, r.step_seq, r.started_at, r.id),
         _decision_out,
     )
     return Page[DecisionOut](items=items, next_cursor=next_cursor)
@@ -381,21 +383,15 @@ async def candidate_decisions(
 async def list_pipelines(
     session: AsyncSession, *, limit: int = 50, cursor: str | None = None
 ) -> Page[PipelineOut]:
-    """Pipeline names with their run count and latest start, by name."""
-    keys = (SortKey(RunRow.pipeline, False, "str"),)
-    query = select(RunRow.pipeline, func.count(), func.max(RunRow.started_at)).group_by(
-        RunRow.pipeline
-    )
-    query = _paginate(query, keys, "pipelines", cursor, limit)
+    """Pipeline names with their run count and latest start, by name (counts kept at
+    ingest in the small ``pipelines`` table, so this never groups the runs)."""
+    keys = (SortKey(PipelineRow.pipeline, False, "str"),)
+    query = select(PipelineRow.pipeline, PipelineRow.run_count, PipelineRow.last_started_at)
+    query = _paginate(query.where(PipelineRow.run_count > 0), keys, "pipelines", cursor, limit)
     rows = (await session.execute(query)).all()
 
     def convert(row: Any) -> PipelineOut:
-        last = row[2]
-        if isinstance(last, str):  # SQLite's max() loses the column type.
-            last = datetime.fromisoformat(last)
-        if last is not None and last.tzinfo is None:
-            last = last.replace(tzinfo=UTC)
-        return PipelineOut(pipeline=row[0], run_count=row[1], last_started_at=last)
+        return PipelineOut(pipeline=row[0], run_count=row[1], last_started_at=row[2])
 
     items, next_cursor = _page(rows, limit, "pipelines", lambda r: (r[0],), convert)
     return Page[PipelineOut](items=items, next_cursor=next_cursor)

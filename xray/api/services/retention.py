@@ -14,6 +14,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xray.api.db.models import DecisionRow, RunRow, StepRow
+from xray.api.services.ingest import recount_pipelines
 
 __all__ = ["Deleted", "delete_older_than", "retention_cutoff"]
 
@@ -44,6 +45,8 @@ async def delete_older_than(session: AsyncSession, *, cutoff: datetime) -> Delet
     )
     steps = await session.execute(delete(StepRow).where(StepRow.run_started_at < cutoff))
     runs = await session.execute(delete(RunRow).where(RunRow.started_at < cutoff))
+    if getattr(runs, "rowcount", 0):
+        await recount_pipelines(session)
     return Deleted(
         runs=int(getattr(runs, "rowcount", 0)),
         steps=int(getattr(steps, "rowcount", 0)),
