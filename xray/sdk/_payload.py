@@ -101,17 +101,18 @@ def sdk_info() -> dict[str, Any]:
     }
 
 
-_last_second: list[Any] = [None, ""]
+_last_second: list[tuple[int, str]] = [(-1, "")]
 
 
 def _iso(ns: int) -> str:
     """ISO-8601 UTC with microseconds; the date-time part is cached per second."""
     seconds, fraction = divmod(ns, 1_000_000_000)
-    cached = _last_second  # one thread (the sender) calls this; a race only misses the cache
-    if cached[0] != seconds:
+    # One tuple, read and replaced whole: two encoding threads can only miss the cache.
+    cached_second, text = _last_second[0]
+    if cached_second != seconds:
         text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        cached[0], cached[1] = seconds, text
-    return f"{cached[1]}.{fraction // 1000:06d}+00:00"
+        _last_second[0] = (seconds, text)
+    return f"{text}.{fraction // 1000:06d}+00:00"
 
 
 def _error(exc: BaseException | None, tb: TracebackType | None) -> dict[str, Any] | None:
