@@ -91,7 +91,7 @@ def test_retries_are_bounded_then_the_batch_is_dropped_and_counted(
         assert len(api.requests) == 3
         # counted by item: the run's start and end (sent as one state) and the step
         assert stats["dropped_by_reason"] == {"http_5xx": 3} and stats["failed"] == 1
-    assert "after 3 attempts" in caplog.text
+    assert "after 3 attempts" in caplog.text and "sdk.max_retry_seconds" in caplog.text
 
 
 def test_401_is_dropped_without_retry_and_warned_once(caplog: pytest.LogCaptureFixture) -> None:

@@ -137,6 +137,7 @@ def split(batch: Batch) -> list[Batch] | None:
             steps=len(steps),
             decisions=decisions,
             created=batch.created,
+            seq=batch.seq,  # a flush waiting for the whole waits for its halves
         )
         halves.append(half)
     return halves

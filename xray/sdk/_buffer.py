@@ -51,9 +51,10 @@ class Counters:
         self.dropped: dict[str, int] = {}
         self.warned = False
 
-    def drop(self, reason: str, n: int = 1) -> None:
+    def drop(self, reason: str, n: int = 1, detail: str = "") -> bool:
+        """Count ``n`` items lost for ``reason``; True if this was the warned first drop."""
         if n <= 0:
-            return
+            return False
         with self.lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + n
             first = not self.warned and reason not in _QUIET
@@ -62,12 +63,14 @@ class Counters:
         if first:
             with contextlib.suppress(Exception):
                 logger.warning(
-                    "xray: dropped %d recorded item(s) (%s); later drops are counted in "
+                    "xray: dropped %d recorded item(s) (%s%s); later drops are counted in "
                     "client.stats() without a warning. To keep them: %s",
                     n,
                     reason,
+                    f": {detail}" if detail else "",
                     _REMEDY.get(reason, "see client.stats()"),
                 )
+        return first
 
     def add(
         self, *, sent: int = 0, retried: int = 0, failed: int = 0, spool_errors: int = 0

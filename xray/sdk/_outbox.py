@@ -314,6 +314,13 @@ class Outbox:
             return
         with self.cond:
             self._in_flight.pop(id(batch), None)
+            closed = self.closed
+        if closed:  # exit: the spool or nothing (a copy may be there already)
+            if batch.name is None and not self._to_spool(batch):
+                with self.cond:
+                    self._outstanding.pop(id(batch), None)
+                self.counters.drop("shutdown", batch.items)
+            return
         if self.away and self._to_spool(batch):
             with self.cond:
                 self.cond.notify_all()

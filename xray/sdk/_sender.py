@@ -443,16 +443,13 @@ class Sender:
         if (limit is not None and batch.attempts >= limit) or (
             now - batch.first_failure >= self._config.max_retry_seconds
         ):
-            self._counters.drop(reason, batch.items)
+            detail = (
+                f"not sent after {batch.attempts + 1} attempts in "
+                f"{now - batch.first_failure:.0f} s: {response.message or status}"
+            )
             self._counters.add(failed=1)
             self.outbox.done(batch)
-            self._warn_once(
-                f"give-up-{reason}",
-                "xray: could not send to the X-Ray API for %.0f s (%d attempts: %s); dropping",
-                now - batch.first_failure,
-                batch.attempts + 1,
-                response.message or status,
-            )
+            self._drop(batch, reason, f"give-up-{reason}", detail)
             return
         batch.attempts += 1
         self._failures += 1
@@ -467,15 +464,17 @@ class Sender:
         self.outbox.give_back(batch)
 
     def _give_up(self, batch: Batch, reason: str, key: str, status: int, message: str) -> None:
-        self._counters.drop(reason, batch.items)
         self._counters.add(failed=1)
         self.outbox.done(batch)
-        self._warn_once(
-            key,
-            "xray: the X-Ray API answered %s (%s); dropping what it refused",
-            status,
-            message or "no message",
-        )
+        detail = f"the X-Ray API answered {status} ({message or 'no message'})"
+        self._drop(batch, reason, key, detail)
+
+    def _drop(self, batch: Batch, reason: str, key: str, detail: str) -> None:
+        """Count a loss; one warning per kind, the process's first drop saying what to do."""
+        if self._counters.drop(reason, batch.items, detail):
+            self._warned.add(key)
+        else:
+            self._warn_once(key, "xray: dropped %d item(s): %s", batch.items, detail)
 
     def _split(self, batch: Batch, status: int, message: str) -> None:
         try:
@@ -487,15 +486,10 @@ class Sender:
             self.outbox.replace(batch, halves)
             return
         reason = "too_large" if status == 413 else "invalid"
-        self._counters.drop(reason, batch.items)
         self._counters.add(failed=1)
         self.outbox.done(batch)
-        self._warn_once(
-            f"split-{status}",
-            "xray: the X-Ray API refused an item with %s (%s); dropped it",
-            status,
-            message or "no message",
-        )
+        detail = f"the X-Ray API refused an item with {status} ({message or 'no message'})"
+        self._drop(batch, reason, f"split-{status}", detail)
 
 
 def spool_opener(config: SDKConfig) -> Callable[[], Spool | None]:
