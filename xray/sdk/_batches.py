@@ -25,9 +25,10 @@ from xray.sdk._serialize import _compact
 
 __all__ = ["MAX_BATCH_BYTES", "TARGET_BYTES", "Batch", "Packer", "split"]
 
-# A sealed batch's JSON: large enough that requests are few, well under the API's
-# default 5 MiB body limit (a 413 splits anyway).
-TARGET_BYTES = 1024 * 1024
+# A sealed batch's JSON: large enough that requests are few, small enough that the
+# server stores one well within a request timeout, well under the API's default 5 MiB
+# body limit (a 413 splits anyway).
+TARGET_BYTES = 256 * 1024
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 _seq = itertools.count(1)
@@ -49,6 +50,7 @@ class Batch:
         "runs",
         "seq",
         "steps",
+        "timeouts",
     )
 
     def __init__(
@@ -73,6 +75,7 @@ class Batch:
         self.seq = next(_seq) if seq is None else seq
         self.first_failure: float | None = None
         self.attempts = 0
+        self.timeouts = 0  # each one doubles the next attempt's request timeout
         self.name: str | None = None  # its spool file, once written
         self.entry: Any = None  # the locked spool file it was read from
 

@@ -55,6 +55,7 @@ MAX_RETRY_AFTER = 60.0
 BASE_BACKOFF = 0.5
 _MAX_RESPONSE_BYTES = 64 * 1024
 _CHUNK = 256  # items encoded per hold of the encode lock
+_MAX_TIMEOUT = 120.0
 
 
 class Response(NamedTuple):
@@ -403,8 +404,10 @@ class Sender:
             self._warned.add(key)
             logger.warning(message, *args)
 
-    def _timeout(self) -> float:
-        timeout = self._config.request_timeout
+    def _timeout(self, batch: Batch) -> float:
+        # A server that timed out on this batch may be slow rather than gone: give it
+        # longer next time, or a batch it can store only slowly would never be answered.
+        timeout = min(self._config.request_timeout * 2**batch.timeouts, _MAX_TIMEOUT)
         if self._deadline is not None:
             timeout = min(timeout, max(0.05, self._deadline - time.monotonic()))
         return timeout
@@ -416,7 +419,7 @@ class Sender:
             self.outbox.done(batch)
             return
         headers = self._headers if batch.encoding == "gzip" else self._plain_headers
-        response = transport.send(batch.body, headers, self._timeout())
+        response = transport.send(batch.body, headers, self._timeout(batch))
         status = response.status
         if status is not None and 200 <= status < 300:
             self._counters.add(sent=batch.items)
@@ -452,6 +455,8 @@ class Sender:
             self._drop(batch, reason, f"give-up-{reason}", detail)
             return
         batch.attempts += 1
+        if response.message.startswith("timeout"):
+            batch.timeouts = min(batch.timeouts + 1, 8)
         self._failures += 1
         self._counters.add(retried=1)
         delay = random.uniform(0, min(MAX_BACKOFF, BASE_BACKOFF * 2 ** min(self._failures, 16)))
