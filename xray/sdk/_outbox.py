@@ -71,6 +71,7 @@ class Outbox:
         self.away = False
         self.gate = 0.0  # monotonic time before which no request starts (backoff)
         self.closed = False
+        self.spool_broken = False  # configured, but the folder could not be used
         self.idle = 0  # requests waiting for a batch: the open batch should be sealed
 
     # -- accounting --------------------------------------------------------------------
@@ -144,6 +145,8 @@ class Outbox:
     def _to_spool(self, batch: Batch) -> bool:
         spool = self._spool_usable()
         if spool is None or batch.body is None:
+            if self.spool_broken and batch.body is not None:
+                self.counters.add(spool_errors=1)  # it would have gone there
             return False
         if not spool.has_room(batch.size + 1024):
             self._warn(

@@ -356,6 +356,10 @@ class Sender:
             self.outbox.spool = self._spool_opener()
         except Exception as exc:
             internal_error(exc)
+        config = self._config
+        self.outbox.spool_broken = (
+            self.outbox.spool is None and config.spool_dir is not None and config.max_spool_bytes > 0
+        )
         for i in range(self._config.max_in_flight if self._transport is not None else 0):
             worker = threading.Thread(target=self._work, name=f"xray-post-{i}", daemon=True)
             self._workers.append(worker)
