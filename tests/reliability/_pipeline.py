@@ -88,7 +88,8 @@ def main(argv: list[str]) -> None:
         deadline = time.monotonic() + args.linger
         while time.monotonic() < deadline:
             stats = client.stats()
-            if stats["spool_bytes"] == 0 and stats["in_flight"] == 0 and stats["queued"] == 0:
+            idle = stats["spool_bytes"] == 0 and stats["in_flight"] == 0
+            if stats["sent"] and idle:
                 break
             time.sleep(0.1)
         say("lingered", stats=client.stats())
