@@ -53,7 +53,9 @@ def cmd_upload(args: argparse.Namespace, config: SDKConfig, out: TextIO) -> int:
             try:
                 spool: Spool = open_spool(folder, max_bytes=0, target=config.base_url)
             except OSError as exc:
-                raise CLIError(f"cannot use the spool {folder}: {exc}", exit_code=EXIT_ERROR)
+                raise CLIError(
+                    f"cannot use the spool {folder}: {exc}", exit_code=EXIT_ERROR
+                ) from exc
             for name in spool.names():
                 if problem is not None:
                     left += 1

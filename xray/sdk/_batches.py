@@ -99,9 +99,7 @@ class Batch:
         }
 
 
-def seal(
-    run_json: list[bytes], step_json: list[bytes], compress: bool, **counts: Any
-) -> Batch:
+def seal(run_json: list[bytes], step_json: list[bytes], compress: bool, **counts: Any) -> Batch:
     """The request body of these encoded runs and steps, as a ``Batch``."""
     head = b'{"runs":[' + b",".join(run_json) + b'],"steps":['
     body = b",".join(step_json)
@@ -153,7 +151,7 @@ class Packer:
         self,
         encoder: Encoder,
         compress: bool,
-        drop: Callable[[str, int], None],
+        drop: Callable[[str, int], object],
         warn: Callable[..., None],
     ) -> None:
         self._encoder = encoder
@@ -247,7 +245,9 @@ class Packer:
     def _general_step(self, item: Any) -> bytes | None:
         return self._encode("step", self._encoder.step, item)
 
-    def _encode(self, kind: str, build: Callable[[Any], dict[str, Any] | None], item: Any) -> bytes | None:
+    def _encode(
+        self, kind: str, build: Callable[[Any], dict[str, Any] | None], item: Any
+    ) -> bytes | None:
         try:
             data = build(item)
             if data is None:

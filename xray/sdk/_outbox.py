@@ -408,7 +408,7 @@ class Outbox:
             "buffer_bytes": self.memory_bytes,
             "in_flight": self.in_flight,
             "spooled": spool.items if spool is not None else 0,
-            "spool_bytes": spool.bytes if spool is not None else 0,
+            "spool_bytes": spool.size if spool is not None else 0,
         }
 
 

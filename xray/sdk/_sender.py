@@ -358,7 +358,9 @@ class Sender:
             internal_error(exc)
         config = self._config
         self.outbox.spool_broken = (
-            self.outbox.spool is None and config.spool_dir is not None and config.max_spool_bytes > 0
+            self.outbox.spool is None
+            and config.spool_dir is not None
+            and config.max_spool_bytes > 0
         )
         for i in range(self._config.max_in_flight if self._transport is not None else 0):
             worker = threading.Thread(target=self._work, name=f"xray-post-{i}", daemon=True)
@@ -411,7 +413,7 @@ class Sender:
     def _timeout(self, batch: Batch) -> float:
         # A server that timed out on this batch may be slow rather than gone: give it
         # longer next time, or a batch it can store only slowly would never be answered.
-        timeout = min(self._config.request_timeout * 2**batch.timeouts, _MAX_TIMEOUT)
+        timeout: float = min(self._config.request_timeout * 2.0**batch.timeouts, _MAX_TIMEOUT)
         if self._deadline is not None:
             timeout = min(timeout, max(0.05, self._deadline - time.monotonic()))
         return timeout

@@ -123,7 +123,7 @@ class Spool:
     # -- accounting --------------------------------------------------------------------
 
     @property
-    def bytes(self) -> int:
+    def size(self) -> int:
         with self._lock:
             return sum(self._sizes.values())
 
@@ -166,7 +166,7 @@ class Spool:
     # -- writing -----------------------------------------------------------------------
 
     def has_room(self, size: int) -> bool:
-        return self.bytes + size <= self.max_bytes
+        return self.size + size <= self.max_bytes
 
     def write(self, name: str, header: dict[str, Any], body: bytes) -> None:
         """Write one batch atomically; raises ``OSError`` (disk full, read-only ...)."""
