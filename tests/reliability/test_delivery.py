@@ -87,7 +87,15 @@ def wait_stored(api: API, pipeline: str, want: tuple[int, int, int], timeout: fl
 # -- bursts ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("settings", ["defaults", "architecture_example"])
+@pytest.mark.parametrize(
+    ("database_url", "settings"),
+    [
+        ("postgres", "defaults"),
+        ("postgres", "architecture_example"),
+        ("sqlite", "architecture_example"),
+    ],
+    indirect=["database_url"],
+)
 def test_a_burst_of_2000_runs_stores_every_run_step_and_decision(
     api: API, settings: str, tmp_path: Path
 ) -> None:
@@ -99,7 +107,10 @@ def test_a_burst_of_2000_runs_stores_every_run_step_and_decision(
         config = tmp_path / "xray.config.yaml"
         config.write_text(EXAMPLE_SDK_BLOCK.format(base_url=api.base_url))
         env["XRAY_CONFIG"] = str(config)
-    out = run_pipeline(env, "--runs", "2000", "--pipeline", pipeline, "--flush", "300")
+    # SQLite stores one request at a time: on a busy machine this takes minutes.
+    out = run_pipeline(
+        env, "--runs", "2000", "--pipeline", pipeline, "--flush", "900", timeout=1000
+    )
     stats = out["flushed"]["stats"]
     assert out["flushed"]["done"], stats
     assert stats["dropped"] == 0 and stats["sent"] == 2000 * (STEPS_PER_RUN + 2)
@@ -109,9 +120,11 @@ def test_a_burst_of_2000_runs_stores_every_run_step_and_decision(
 # -- the API goes away -------------------------------------------------------------------
 
 
-def _stream_with(api: API, tmp_path: Path, runs: int, every: float) -> subprocess.Popen[str]:
+def _stream_with(
+    api: API, tmp_path: Path, runs: int, every: float, pipeline: str
+) -> subprocess.Popen[str]:
     env = pipeline_env(XRAY_BASE_URL=api.base_url, XRAY_SPOOL_DIR=str(tmp_path / "spool"))
-    args = ["--runs", str(runs), "--every", str(every), "--pipeline", "stream", "--flush", "240"]
+    args = ["--runs", str(runs), "--every", str(every), "--pipeline", pipeline, "--flush", "240"]
     return subprocess.Popen(
         pipeline_command(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -126,7 +139,8 @@ def _finish(process: subprocess.Popen[str]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_a_60_second_api_outage_mid_stream_loses_nothing(api: API, tmp_path: Path) -> None:
-    stream = _stream_with(api, tmp_path, runs=400, every=0.2)  # about 80 s of runs
+    pipeline = f"outage-{uuid.uuid4().hex[:8]}"
+    stream = _stream_with(api, tmp_path, 400, 0.2, pipeline)  # about 80 s of runs
     time.sleep(10)
     api.stop()
     time.sleep(60)
@@ -135,12 +149,13 @@ def test_a_60_second_api_outage_mid_stream_loses_nothing(api: API, tmp_path: Pat
     stats = out["flushed"]["stats"]
     assert out["flushed"]["done"] and stats["dropped"] == 0, stats
     assert stats["retried"] > 0  # the outage was seen
-    assert stored(api.database_url, "stream") == expected(400)
+    assert stored(api.database_url, pipeline) == expected(400)
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_three_kill_9_restarts_of_the_api_lose_nothing(api: API, tmp_path: Path) -> None:
-    stream = _stream_with(api, tmp_path, runs=200, every=0.15)  # about 35 s of runs
+    pipeline = f"kills-{uuid.uuid4().hex[:8]}"
+    stream = _stream_with(api, tmp_path, 200, 0.15, pipeline)  # about 35 s of runs
     for down in (3, 6, 11):
         time.sleep(4)
         api.kill()
@@ -149,7 +164,7 @@ def test_three_kill_9_restarts_of_the_api_lose_nothing(api: API, tmp_path: Path)
     out = _finish(stream)
     stats = out["flushed"]["stats"]
     assert out["flushed"]["done"] and stats["dropped"] == 0, stats
-    assert stored(api.database_url, "stream") == expected(200)
+    assert stored(api.database_url, pipeline) == expected(200)
 
 
 # -- the pipeline process dies ----------------------------------------------------------

@@ -37,7 +37,7 @@ from xray.sdk._serialize import (
     truncate,
 )
 from xray.sdk._step import _AUTO, CUT, Step, _Extra
-from xray.shared import SDKConfig
+from xray.shared import RunStatus, SDKConfig
 
 __all__ = ["Encoder", "RedactHook", "sdk_info"]
 
@@ -81,7 +81,7 @@ def _encode_flat(value: Any) -> str:
 
 
 _REDACTED_JSON = _encode_flat(REDACTED)
-_STATUS_JSON = {name: _encode_flat(name) for name in ("success", "error", "running")}
+_STATUS_JSON = {status.value: _encode_flat(status.value) for status in RunStatus}
 _LOW64 = 2**64 - 1
 # From here on (1970-01-12) a time in microseconds has more than 6 digits: the fast path
 # cuts its text into the second and the fraction.
@@ -235,7 +235,7 @@ class Encoder:
         """The ``RunIn`` dict for the run's current state."""
         t1 = run._t1
         status = run.status
-        ended = status != "running" and t1 > 0
+        ended = status != RunStatus.RUNNING and t1 > 0
         if run._input_args is not None:
             fn, args, kwargs = run._input_args
             input_value = self._arguments(fn, args, kwargs)
@@ -245,7 +245,7 @@ class Encoder:
         item: dict[str, Any] = {
             "id": run._id,
             "pipeline": truncate(run.pipeline, 200) or "pipeline",
-            "status": status if ended else "running",
+            "status": status if ended else RunStatus.RUNNING.value,
             "started_at": _iso(run._wall0),
             "ended_at": _iso(run._wall0 + (t1 - run._t0)) if ended else None,
             "duration_ms": (t1 - run._t0) / 1e6 if ended else None,
