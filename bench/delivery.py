@@ -329,7 +329,7 @@ def main() -> None:
 
         port = free_port()
         sink = subprocess.Popen([sys.executable, __file__, "--child", "sink", "--port", str(port)])
-        processes.append(sink)  # type: ignore[arg-type]
+        processes.append(sink)
         time.sleep(1.0)
         sink_url = f"http://127.0.0.1:{port}"
         summary = run_child(sink_url, args.sink_steps, "summary")
