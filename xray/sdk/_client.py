@@ -122,6 +122,13 @@ class XRayClient:
         self._default_detail = self._config.default_detail.value
         self._sample_rate = self._config.sample_rate
         self._setup()
+        if self.enabled and transport is None:
+            with guard:
+                if _spool_has_batches(self._config):
+                    # What an earlier process left in the spool is sent without waiting
+                    # for a step (not in a forked child: its parent sends it).
+                    self._buffer.on_first = None
+                    self._start()
         with _registry_lock:
             _clients.add(self)
             if set_default:
@@ -138,10 +145,6 @@ class XRayClient:
         self._submit = self._buffer.put
         if not self.enabled:
             self._buffer.accepting = False
-        elif self._transport is None and _spool_has_batches(config):
-            # What an earlier process left in the spool is sent without waiting for a step.
-            self._buffer.on_first = None
-            self._start()
 
     def _start(self) -> None:
         with guard:
