@@ -94,6 +94,18 @@ def child_pipeline(base_url: str, runs: int, mode: str) -> None:
     from xray import XRayClient, current_step, step
 
     client = XRayClient(base_url=base_url)
+    sender_only = mode.startswith("sender-")
+    if sender_only:
+        # Record first, without handing anything to the sender; then hand it all over
+        # at once and time only the delivery: encode, compress, send.
+        held: list[object] = []
+
+        def hold(item: object) -> bool:
+            held.append(item)
+            return True
+
+        client._submit = hold
+        mode = mode.removeprefix("sender-")
     started = time.perf_counter()
     if mode == "pipeline":
         one = _pipeline()
@@ -122,6 +134,14 @@ def child_pipeline(base_url: str, runs: int, mode: str) -> None:
             for _ in range(runs):
                 reject_all(ids)
     recorded = time.perf_counter() - started
+    cpu0 = time.process_time()
+    if sender_only:
+        started = time.perf_counter()
+        put = client._buffer.put
+        client._submit = put
+        for item in held:
+            put(item)
+        del held
     done = client.flush(600)
     total = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -137,6 +157,7 @@ def child_pipeline(base_url: str, runs: int, mode: str) -> None:
                 # CPU of the whole process (recording + sender): on a shared machine the
                 # wall clock mostly measures the other tenants.
                 "cpu_s": usage.ru_utime + usage.ru_stime,
+                "delivery_cpu_s": time.process_time() - cpu0,
             }
         )
     )
@@ -292,7 +313,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--sink-steps", type=int, default=100_000)
     parser.add_argument("--sink-decision-steps", type=int, default=5_000)
-    parser.add_argument("--child", choices=["pipeline", "summary", "decisions", "sink"])
+    parser.add_argument(
+        "--child",
+        choices=["pipeline", "summary", "decisions", "sender-summary", "sender-decisions", "sink"],
+    )
+    parser.add_argument("--sink-only", action="store_true", help="only the local-sink part")
     parser.add_argument("--base-url")
     parser.add_argument("--port", type=int)
     args = parser.parse_args()
@@ -334,6 +359,8 @@ def main() -> None:
         sink_url = f"http://127.0.0.1:{port}"
         summary = run_child(sink_url, args.sink_steps, "summary")
         full = run_child(sink_url, args.sink_decision_steps, "decisions")
+        sender_summary = run_child(sink_url, args.sink_steps, "sender-summary")
+        sender_full = run_child(sink_url, args.sink_decision_steps, "sender-decisions")
         sink.terminate()
 
         record_s, total_s = result["recorded_s"], result["total_s"]
@@ -376,6 +403,18 @@ def main() -> None:
             f"({s_cpu / 30_000:.2f}x), {d_cpu:,.0f} decisions/s ({d_cpu / 300_000:.2f}x); "
             f"dropped {summary['stats']['dropped']} + {full['stats']['dropped']}; peak RSS "
             f"{summary['peak_rss_mib']:.0f} / {full['peak_rss_mib']:.0f} MiB"
+        )
+        ss, sd = sender_summary, sender_full
+        rate_s = args.sink_steps / ss["total_s"]
+        rate_d = args.sink_decision_steps * 100 / sd["total_s"]
+        cpu_s = args.sink_steps / ss["delivery_cpu_s"]
+        cpu_d = args.sink_decision_steps * 100 / sd["delivery_cpu_s"]
+        print(
+            f"- the sender alone (recorded first, then delivered: encode, gzip, send): "
+            f"{rate_s:,.0f} steps/s ({rate_s / 30_000:.2f}x), {rate_d:,.0f} decisions/s "
+            f"({rate_d / 300_000:.2f}x) wall clock; per CPU-second {cpu_s:,.0f} steps/s "
+            f"({cpu_s / 30_000:.2f}x), {cpu_d:,.0f} decisions/s ({cpu_d / 300_000:.2f}x); "
+            f"dropped {ss['stats']['dropped']} + {sd['stats']['dropped']}"
         )
         print(
             f"- pipeline process CPU: {result['cpu_s']:.1f} s; load average "
