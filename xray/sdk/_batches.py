@@ -243,6 +243,15 @@ class Packer:
         self._items += 1
 
     def _general_step(self, item: Any) -> bytes | None:
+        try:
+            made = self._encoder.step_text(item)
+            if made is not None:
+                text, decisions = made
+                data = text.encode("utf-8")
+                self._decisions += decisions
+                return data
+        except Exception as exc:  # a value only the dict path copes with (or says why)
+            internal_error(exc)
         return self._encode("step", self._encoder.step, item)
 
     def _encode(

@@ -81,6 +81,8 @@ def _encode_flat(value: Any) -> str:
 
 
 _REDACTED_JSON = _encode_flat(REDACTED)
+# JSON of one str, as ``_compact`` writes it (non-ASCII kept); C in CPython.
+_json_str: Callable[[str], str] = json.encoder.encode_basestring
 _STATUS_JSON = {status.value: _encode_flat(status.value) for status in RunStatus}
 _LOW64 = 2**64 - 1
 # From here on (1970-01-12) a time in microseconds has more than 6 digits: the fast path
@@ -182,6 +184,7 @@ class Encoder:
         self._names: dict[Any, tuple[tuple[str, bool] | None, ...]] = {}
         self._uuid_heads: dict[int, str] = {}
         self._dates: dict[str, str] = {}
+        self._reason_json: dict[Any, str] = {}
         # Previews already rendered in the batch being encoded (see ``batch``).
         self._seen: dict[Any, str | None] | None = None
         self._held: list[Any] = []
@@ -259,8 +262,24 @@ class Encoder:
 
     # -- steps -----------------------------------------------------------------------
 
-    def step(self, s: Step) -> dict[str, Any] | None:
-        """The ``StepIn`` dict of a finished step, decisions nested."""
+    def step_text(self, s: Step) -> tuple[str, int] | None:
+        """``_compact.encode(self.step(s))`` and its number of decisions, without a hook.
+
+        The decisions of the usual shape (a short str key, a str reason or none, nothing
+        else) are written straight to JSON text instead of a dict each: a full-detail step
+        can carry thousands. ``None`` when a ``redact`` hook must see the dict.
+        """
+        if self.hook is not None:
+            return None
+        texts: list[str] = []
+        item = self.step(s, texts)
+        assert item is not None
+        text = _compact.encode(item)
+        # "decisions" is the item's last key: its JSON ends with "decisions":[]}
+        return f"{text[:-2]}{','.join(texts)}]}}", len(texts)
+
+    def step(self, s: Step, texts: list[str] | None = None) -> dict[str, Any] | None:
+        """The ``StepIn`` dict of a finished step, decisions nested (or JSON in ``texts``)."""
         spec = s._spec
         run = s.run
         detail = spec.detail or self.default_detail
@@ -277,7 +296,28 @@ class Encoder:
             append = decisions.append
             # The common shapes (str key, str or no reason, float or no score) skip the
             # general helpers: a full-detail step can carry thousands of these.
+            text = texts.append if texts is not None else None
+            reasons = self._reason_json
             for _order, raw, decision, reason, score, rank, attrs in log.recorded():
+                if (
+                    text is not None
+                    and type(raw) is str
+                    and 0 < len(raw) <= 512
+                    and score is None
+                    and rank is None
+                    and not attrs
+                ):
+                    if reason is None:
+                        tail = ""
+                    else:
+                        tail = reasons.get(reason, "")
+                        if not tail:
+                            if len(reasons) >= _CACHE_LIMIT:
+                                reasons.clear()
+                            cut = truncate(str(reason), _MAX_REASON)
+                            tail = reasons[reason] = f',"reason":{_encode_flat(cut)}'
+                    text(f'{{"candidate_key":{_json_str(raw)},"decision":"{decision}"{tail}}}')
+                    continue
                 # Absent fields take the wire defaults (null / {}): smaller JSON, less work.
                 out: dict[str, Any] = {
                     "candidate_key": raw
@@ -297,7 +337,10 @@ class Encoder:
                     out["rank"] = rank if type(rank) is int else _integer(rank)
                 if attrs:
                     out["attributes"] = convert(attrs, 0)
-                append(out)
+                if text is not None:
+                    text(_compact.encode(out))
+                else:
+                    append(out)
         t0 = run._wall0 + (s._t0 - run._t0)
         output_count = None if s._out is _AUTO else s._out
         item: dict[str, Any] = {
@@ -324,7 +367,7 @@ class Encoder:
             "error": _error(x.error, x.traceback),
             "detail": detail,
             "candidates_total": log.total if log is not None and log.total else None,
-            "candidates_recorded": len(decisions),
+            "candidates_recorded": len(decisions) if texts is None else len(texts),
             "decisions": decisions,
         }
         return self._hook("step", item)
