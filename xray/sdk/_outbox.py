@@ -61,6 +61,7 @@ class Outbox:
         self._warn = warn
         self.cond = threading.Condition()
         self._memory: deque[Batch] = deque()
+        self._pending: list[Batch] = []  # encoded on a recording thread, bound for the spool
         self._memory_bytes = 0
         self._in_flight: dict[int, Batch] = {}
         self._outstanding: dict[int, Batch] = {}  # made here, not yet sent or dropped
@@ -84,7 +85,7 @@ class Outbox:
     @property
     def memory_items(self) -> int:
         with self.cond:
-            return sum(b.items for b in self._memory)
+            return sum(b.items for b in self._memory) + sum(b.items for b in self._pending)
 
     @property
     def in_flight(self) -> int:
@@ -112,13 +113,21 @@ class Outbox:
 
     # -- adding ------------------------------------------------------------------------
 
-    def add(self, batch: Batch) -> None:
-        """Keep a new batch in memory or in the spool, or drop it when neither has room."""
+    def add(self, batch: Batch, io: bool = True) -> None:
+        """Keep a new batch in memory or in the spool, or drop it when neither has room.
+
+        ``io=False`` (on a recording thread): no disk write here; a batch bound for the
+        spool waits for ``write_pending`` on the sender thread.
+        """
         with self.cond:
             self._outstanding[id(batch)] = batch
             fits = self._memory_bytes + batch.size <= self.max_bytes
             if fits and not self.away:
                 self._remember(batch)
+                return
+            if not io:
+                self._pending.append(batch)
+                self._memory_bytes += batch.size
                 return
         if self._to_spool(batch):
             with self.cond:
@@ -131,6 +140,16 @@ class Outbox:
             self._outstanding.pop(id(batch), None)
             self.cond.notify_all()
         self.counters.drop("queue_full", batch.items)
+
+    def write_pending(self) -> None:
+        """Place the batches recording threads left for the spool (sender thread)."""
+        with self.cond:
+            if not self._pending:
+                return
+            pending, self._pending = self._pending, []
+            self._memory_bytes -= sum(b.size for b in pending)
+        for batch in pending:  # still outstanding meanwhile: a flush waits for them
+            self.add(batch)
 
     def _remember(self, batch: Batch) -> None:  # under cond
         self._memory.append(batch)
@@ -341,8 +360,9 @@ class Outbox:
         Returns how many items are still only in memory (no spool, or it cannot take them).
         """
         with self.cond:
-            waiting = list(self._memory)
+            waiting = list(self._memory) + self._pending
             self._memory.clear()
+            self._pending = []
             self._memory_bytes = 0
             flying = [b for b in self._in_flight.values() if b.entry is None and b.body]
         kept: list[Batch] = []
@@ -369,9 +389,10 @@ class Outbox:
     def drop_memory(self) -> int:
         """Forget what is only in memory (shutdown); return how many items that was."""
         with self.cond:
-            lost = [b for b in self._memory]
+            lost = [*self._memory, *self._pending]
             lost += [b for b in self._in_flight.values() if b.name is None]
             self._memory.clear()
+            self._pending = []
             self._memory_bytes = 0
             for b in lost:
                 self._outstanding.pop(id(b), None)

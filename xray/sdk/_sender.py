@@ -241,9 +241,10 @@ class Sender:
             self._buffer.wake.set()
             return
         try:
-            # Added under the lock, so that a flush never misses a batch being sealed.
+            # Added under the lock, so that a flush never misses a batch being sealed;
+            # without disk I/O on this (the user's) thread.
             for batch in self._pack(self._buffer.take(self._config.batch_size)):
-                self.outbox.add(batch)
+                self.outbox.add(batch, io=False)
         finally:
             self._encode_lock.release()
         self._buffer.wake.set()
@@ -257,6 +258,7 @@ class Sender:
             return False
         self._pack_all(deadline)
         self._seal()
+        self.outbox.write_pending()
         mark = Batch.current_seq()
         return self.outbox.wait_settled(mark, deadline)
 
@@ -377,6 +379,7 @@ class Sender:
                 if self._transport is None:
                     self._counters.drop("no_transport", self._buffer.clear())
                     continue
+                self.outbox.write_pending()
                 self._pack_all()
                 if self._packer.pending_items and (
                     self.outbox.idle > 0 or time.monotonic() - self._opened >= interval
