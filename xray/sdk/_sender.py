@@ -56,6 +56,7 @@ BASE_BACKOFF = 0.5
 _MAX_RESPONSE_BYTES = 64 * 1024
 _CHUNK = 256  # items encoded per hold of the encode lock
 _MAX_TIMEOUT = 120.0
+_ASSIST_WAIT = 0.05
 
 
 class Response(NamedTuple):
@@ -237,9 +238,16 @@ class Sender:
 
     def assist(self) -> None:
         """On a recording thread past ``buffer_size``: encode the oldest items here."""
-        if not self.ready.is_set() or not self._encode_lock.acquire(blocking=False):
+        if not self.ready.is_set():
             self._buffer.wake.set()
             return
+        if not self._encode_lock.acquire(blocking=False):
+            # The sender is encoding a chunk. Far past the bound, wait for it (a chunk's
+            # CPU time; it holds the lock for no I/O) rather than let objects pile up.
+            far = len(self._buffer) >= 2 * self._buffer.capacity
+            if not far or not self._encode_lock.acquire(timeout=_ASSIST_WAIT):
+                self._buffer.wake.set()
+                return
         try:
             # Added under the lock, so that a flush never misses a batch being sealed;
             # without disk I/O on this (the user's) thread.
@@ -334,7 +342,8 @@ class Sender:
             with self._encode_lock:
                 items = self._buffer.take(min(_CHUNK, pending))
                 for batch in self._pack(items):
-                    self.outbox.add(batch)
+                    self.outbox.add(batch, io=False)
+            self.outbox.write_pending()  # disk writes outside the encode lock
             if not items:
                 return
             pending -= len(items)
@@ -342,7 +351,8 @@ class Sender:
     def _seal(self) -> None:
         with self._encode_lock:
             if self._packer.pending_items:
-                self.outbox.add(self._packer.seal())
+                self.outbox.add(self._packer.seal(), io=False)
+        self.outbox.write_pending()
 
     # -- the encoding thread -----------------------------------------------------------
 
