@@ -77,6 +77,8 @@ class Transport(Protocol):
 
     ``body`` is the encoded ``{"runs": [...], "steps": [...]}`` (gzip'd when the headers
     say ``Content-Encoding: gzip``). Retries, splitting and counting stay in the sender.
+    ``send`` is called from up to ``max_in_flight`` threads at once (set it to 1 for a
+    transport that is not thread-safe).
 
     Example:
         >>> class Stdout:
