@@ -36,6 +36,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
             if name.startswith("XRAY_TEST_"):
                 continue
             monkeypatch.delenv(name, raising=False)
+    # The SDK's disk spool (and any process a test starts) stays inside the test.
+    monkeypatch.setenv("XRAY_SPOOL_DIR", str(tmp_path / "xray-spool"))
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     monkeypatch.chdir(workdir)

@@ -174,6 +174,8 @@ SCRIPT = textwrap.dedent(
 def run_script(construct: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[Any, float]:
     code = SCRIPT.format(root=str(REPO_ROOT), construct=construct)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("XRAY_")}
+    # The spool is on (its default folder), inside the test's own cache folder.
+    environment["XDG_CACHE_HOME"] = str(cwd / "cache")
     environment.update(env or {})
     started = time.monotonic()
     result = subprocess.run(
@@ -204,6 +206,8 @@ def test_process_exit_is_bounded_by_shutdown_timeout(behaviour: str, tmp_path: P
         assert api.requests, "the sender never reached the server"
     assert json.loads(stdout) == EXPECTED
     assert elapsed < 60, f"exit took {elapsed:.1f}s: the atexit flush did not honour its bound"
+    # What the server never answered is left for the next process, not lost.
+    assert list((tmp_path / "cache" / "xray" / "spool").glob("*/*.xray"))
 
 
 @pytest.mark.slow

@@ -91,7 +91,7 @@ def test_retries_are_bounded_then_the_batch_is_dropped_and_counted(
         assert len(api.requests) == 3
         # counted by item: the run's start and end (sent as one state) and the step
         assert stats["dropped_by_reason"] == {"http_5xx": 3} and stats["failed"] == 1
-    assert "after 3 attempts" in caplog.text
+    assert "after 3 attempts" in caplog.text and "sdk.max_retry_seconds" in caplog.text
 
 
 def test_401_is_dropped_without_retry_and_warned_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -181,3 +181,22 @@ def test_a_slow_server_delays_nothing_but_the_sender() -> None:
         worker.join()
         assert client.flush(30)
         assert len(api.steps) == 40
+
+
+def test_a_timeout_after_sending_is_retried_with_more_time_and_never_counted_dropped() -> None:
+    answered: list[Request] = []
+
+    def slow_once(request: Request) -> Reply:
+        answered.append(request)
+        # The first request is received (as if stored) but answered after the timeout.
+        return Reply(delay=3.0) if len(answered) == 1 else Reply()
+
+    with fake_api(slow_once) as api:
+        client = XRayClient(base_url=api.base_url, **{**ON_FLUSH, "request_timeout": 1.0})
+        run_pipeline(client, steps=1)
+        assert client.flush(30)
+        stats = client.stats()
+        assert stats["dropped"] == 0 and stats["retried"] >= 1 and stats["sent"] == 3
+        # the same batch both times: the server's upsert stores it once
+        first, second = api.batches[0], api.batches[-1]
+        assert [s["id"] for s in first["steps"]] == [s["id"] for s in second["steps"]]

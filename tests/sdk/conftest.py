@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,9 @@ from xray.sdk.testing import Recording, recording
 
 
 @pytest.fixture(autouse=True)
-def fresh_sdk() -> Iterator[None]:
+def fresh_sdk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    # Each test spools into its own folder, never the user's cache.
+    monkeypatch.setenv("XRAY_SPOOL_DIR", str(tmp_path / "spool"))
     saved = (runtime.client, runtime.resolved, runtime.recording)
     before = set(_client._clients)
     runtime.client, runtime.resolved = None, False

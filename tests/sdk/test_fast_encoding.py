@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from xray.sdk import XRayClient, _ids, _payload, step
+from xray.sdk import XRayClient, _ids, _payload, current_step, step
 from xray.sdk._payload import Encoder
+from xray.sdk._serialize import _compact
 from xray.sdk._step import Step
+from xray.sdk.testing import InMemoryTransport
 
 BIG = 2**70
 
@@ -206,4 +208,32 @@ def test_a_candidate_changed_between_two_steps_is_sent_as_it_is_now() -> None:
     assert before["input"]["items"][0]["price"] == 1
     assert after["input"]["items"][0]["price"] == 99
     assert after["output"][0]["price"] == 99
+    client.shutdown(1)
+
+
+def test_decisions_written_as_text_are_what_the_dict_path_sends() -> None:
+    @step(type="filter", detail="full")
+    def decide(keys: list[Any]) -> list[Any]:
+        s = current_step()
+        s.reject(keys[0], reason="price_above_max")
+        s.reject(keys[1], reason=None)
+        s.reject(keys[2], reason="x" * 900)  # cut to the wire's limit
+        s.reject(keys[3], reason='quote " and \\ and é')
+        s.reject(keys[4], reason="price_above_max", price=12)
+        s.accept(keys[5], score=0.25)
+        s.score(keys[6], 0.5, rank=2)
+        return []
+
+    client = XRayClient(transport=InMemoryTransport(), set_default=False)
+    held: list[Any] = []
+    client._submit = held.append  # type: ignore[method-assign]
+    with client.run("text"):
+        decide(["a", 'b"q', "c", "ü-key", 42, "f", "g"])
+    (item,) = [h for h in held if type(h).__name__ == "Step"]
+    encoder = client._make_sender()._packer._encoder
+    made = encoder.step_text(item)
+    assert made is not None
+    text, count = made
+    assert count == 7
+    assert json.loads(text) == json.loads(_compact.encode(encoder.step(item)))
     client.shutdown(1)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from xray.sdk import XRayClient, _sender, step
+from xray.sdk import XRayClient, _batches, step
+from xray.sdk._batches import Batch, Packer, seal, split
 from xray.sdk.testing import InMemoryTransport
 from xray.shared import BatchIn
 
@@ -27,48 +28,66 @@ def _recorded(client: XRayClient, steps: int) -> list[Any]:
     return got
 
 
-@pytest.mark.parametrize("steps", [0, 1, 700])
+def _packer(client: XRayClient) -> Packer:
+    return client._make_sender()._packer
+
+
+def _pack_one(client: XRayClient, items: list[Any]) -> Batch:
+    packer = _packer(client)
+    assert packer.add(items) == []
+    return packer.seal()
+
+
+def _json(batch: Batch) -> Any:
+    assert batch.body is not None
+    return json.loads(gzip.decompress(batch.body) if batch.encoding == "gzip" else batch.body)
+
+
+@pytest.mark.parametrize("steps", [1, 150])
 def test_the_gzip_body_is_the_plain_body_compressed(steps: int) -> None:
     plain = XRayClient(transport=InMemoryTransport(), compress=False)
     zipped = XRayClient(transport=InMemoryTransport())
     items = _recorded(plain, steps)
-    plain_sender, zipped_sender = plain._make_sender(), zipped._make_sender()
-    (batch,) = plain_sender._encode(items)
-    raw = plain_sender._body(batch)
-    assert gzip.decompress(zipped_sender._body(batch)) == raw
-    sent = json.loads(raw)
+    raw = _pack_one(plain, items)
+    packed = _pack_one(zipped, items)
+    assert (raw.encoding, packed.encoding) == ("identity", "gzip")
+    assert packed.body is not None and gzip.decompress(packed.body) == raw.body
+    sent = _json(raw)
     assert len(sent["runs"]) == 1 and len(sent["steps"]) == steps
+    assert packed.items == steps + 2  # the run's start and end travel as one entry
     BatchIn.model_validate(sent)
-    for half in (batch[: len(batch) // 2], batch[len(batch) // 2 :]):  # a 413's split
-        assert json.loads(gzip.decompress(zipped_sender._body(half))) == json.loads(
-            plain_sender._body(half)
-        )
+    halves = split(packed)  # a 413's split: same entries, in order, in two documents
+    assert halves is not None and len(halves) == 2
+    assert sum(h.items for h in halves) == packed.items
+    both = [_json(h) for h in halves]
+    assert [e for d in both for e in d["runs"]] == sent["runs"]
+    assert [e for d in both for e in d["steps"]] == sent["steps"]
     plain.shutdown(1)
     zipped.shutdown(1)
 
 
-def test_an_empty_batch_is_still_a_document() -> None:
+def test_a_batch_of_one_item_cannot_be_split() -> None:
     client = XRayClient(transport=InMemoryTransport())
-    body = client._make_sender()._body([])
-    assert json.loads(gzip.decompress(body)) == {"runs": [], "steps": []}
+    batch = seal([b'{"id":"x"}'], [], True, items=1, runs=1)
+    assert _json(batch) == {"runs": [{"id": "x"}], "steps": []}
+    assert split(batch) is None
     client.shutdown(1)
 
 
-def test_parts_beyond_the_batch_byte_limit_are_packed_into_several_batches(
+def test_items_beyond_the_target_size_are_sealed_into_several_batches(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = XRayClient(transport=InMemoryTransport(), compress=False)
     items = _recorded(client, 50)
-    sender = client._make_sender()
-    (whole,) = sender._encode(items)
-    sizes = [len(p.body) for p in whole]
-    limit = sum(sizes) // 3  # about three batches' worth
-    monkeypatch.setattr(_sender, "MAX_BATCH_BYTES", limit)
-    batches = sender._encode(items)
+    whole = _json(_pack_one(client, items))
+    monkeypatch.setattr(_batches, "TARGET_BYTES", len(json.dumps(whole)) // 3)
+    packer = _packer(client)
+    batches = packer.add(items)
+    batches.append(packer.seal())
     assert len(batches) >= 3
-    assert [p.body for b in batches for p in b] == [p.body for p in whole]  # order kept
-    for batch in batches:
-        assert len(batch) == 1 or sum(len(p.body) + 1 for p in batch) <= limit + 1
-        BatchIn.model_validate(json.loads(sender._body(batch)))
-    assert sender._encode([]) == []
+    docs = [_json(b) for b in batches]
+    assert [s for d in docs for s in d["steps"]] == whole["steps"]  # order kept
+    assert sum(b.items for b in batches) == 52
+    for doc in docs:
+        BatchIn.model_validate(doc)
     client.shutdown(1)

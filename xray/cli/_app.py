@@ -356,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="default: XRAY_HOST, api.host, 127.0.0.1")
     p.add_argument("--port", type=int, help=f"default: XRAY_PORT, PORT, api.port, {_DEFAULT_PORT}")
 
+    p = sub.add_parser("upload", parents=[conn], help="send what the SDK's disk spool holds")
+    p.add_argument("--spool", metavar="DIR", help="spool folder (default: the SDK's, per config)")
+
     db = sub.add_parser("db", help="database administration")
     db_sub = db.add_subparsers(
         dest="db_command", metavar="ACTION", required=True, parser_class=_Parser
@@ -413,6 +416,10 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         args.url = getattr(args, "url", None)
         args.json = getattr(args, "json", False)
         return cmd_demo(args, out, err, api_key=config.api_key)
+    if command == "upload":
+        from xray.cli._upload import cmd_upload
+
+        return cmd_upload(args, config, out)
     from xray.cli._http import ApiClient
 
     handler: Callable[[Context, argparse.Namespace], int] = args.handler

@@ -16,26 +16,32 @@ an invalid one disables it with one warning on ``logging.getLogger("xray")``.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import functools
+import inspect
 import os
 import random
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar, cast
 
-from xray.sdk import _guard, _ids
+from xray.sdk import _guard, _ids, _outbox
 from xray.sdk._buffer import Buffer, Counters
 from xray.sdk._context import runtime
 from xray.sdk._guard import guard, internal_error, logger, warn_once
 from xray.sdk._payload import Encoder, RedactHook, sdk_info
 from xray.sdk._run import RunScope
-from xray.sdk._sender import HTTPTransport, Sender, Transport
+from xray.sdk._sender import HTTPTransport, Sender, Transport, spool_opener
+from xray.sdk._spool import SUFFIX, default_spool_dir, fallback_spool_dir
 from xray.shared import ConfigError, ConfigNotFoundError, SDKConfig, load_sdk_config
 
 __all__ = ["ClientStats", "XRayClient", "get_client"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _clients: weakref.WeakSet[XRayClient] = weakref.WeakSet()
 _registry_lock = threading.RLock()
@@ -44,11 +50,17 @@ _registry_lock = threading.RLock()
 class ClientStats(TypedDict):
     """What ``client.stats()`` reports; counts are items (a run update or a step).
 
-    ``dropped_by_reason`` keys: ``queue_full`` (buffer full), ``http_4xx`` (refused, e.g.
-    401), ``network`` / ``http_5xx`` / ``http_429`` (retries exhausted), ``too_large``
-    (one item over the server's limit), ``invalid`` (one item the server rejected),
-    ``shutdown`` (still queued at the shutdown deadline), ``serialization``, ``redacted``
-    (the ``redact`` hook returned ``None``), ``no_transport``.
+    ``queued`` items wait in memory (as objects or encoded), ``buffer_bytes`` is the
+    encoded size held in memory (waiting and in flight), ``in_flight`` the requests under
+    way, ``spooled`` / ``spool_bytes`` what waits in the disk spool, ``spool_errors`` the
+    batches the spool could not take (kept in memory instead).
+
+    ``dropped_by_reason`` keys: ``queue_full`` (memory and spool both full), ``http_4xx``
+    (refused, e.g. 401), ``network`` / ``http_5xx`` / ``http_429`` (still failing after
+    ``max_retry_seconds``), ``too_large`` (one item over the server's limit), ``invalid``
+    (one item the server rejected), ``shutdown`` (not sent by the exit deadline and no
+    spool to keep it), ``serialization``, ``redacted`` (the ``redact`` hook returned
+    ``None``), ``no_transport``.
 
     Example:
         >>> client.stats()["sent"]  # doctest: +SKIP
@@ -62,6 +74,11 @@ class ClientStats(TypedDict):
     dropped_by_reason: dict[str, int]
     retried: int
     failed: int
+    buffer_bytes: int
+    in_flight: int
+    spooled: int
+    spool_bytes: int
+    spool_errors: int
 
 
 class XRayClient:
@@ -105,6 +122,13 @@ class XRayClient:
         self._default_detail = self._config.default_detail.value
         self._sample_rate = self._config.sample_rate
         self._setup()
+        if self.enabled and transport is None:
+            with guard:
+                if _spool_has_batches(self._config):
+                    # What an earlier process left in the spool is sent without waiting
+                    # for a step (not in a forked child: its parent sends it).
+                    self._buffer.on_first = None
+                    self._start()
         with _registry_lock:
             _clients.add(self)
             if set_default:
@@ -126,6 +150,7 @@ class XRayClient:
         with guard:
             if self._sender is None:
                 self._sender = self._make_sender()
+                self._buffer.overflow = self._sender.assist
             self._sender.start()
 
     def _make_sender(self) -> Sender:
@@ -142,10 +167,14 @@ class XRayClient:
         transport = self._transport
 
         def factory() -> Transport:
-            return transport if transport is not None else HTTPTransport(config.base_url)
+            if transport is not None:
+                return transport
+            return HTTPTransport(config.base_url, config.max_in_flight + 1)
 
         encoder = Encoder(config, self._redact, sdk_info())
-        return Sender(config, self._buffer, self._counters, encoder, factory, headers)
+        return Sender(
+            config, self._buffer, self._counters, encoder, factory, headers, spool_opener(config)
+        )
 
     # -- public API ----------------------------------------------------------------------
 
@@ -216,6 +245,64 @@ class XRayClient:
 
     close = shutdown
 
+    def invocation(self, timeout: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """``with client.invocation():`` around one serverless invocation (Lambda, Cloud Run job).
+
+        At the end of the block, what the invocation recorded is sent within ``timeout`` s
+        (default: ``shutdown_timeout``); what is not sent by then is written to the spool,
+        so a platform that freezes the process between invocations loses nothing. The
+        block's own exceptions pass through unchanged.
+
+        Example:
+            >>> def handler(event, context):  # doctest: +SKIP
+            ...     with client.invocation(timeout=2):
+            ...         return pipeline(event)
+        """
+        return _invocation(self, timeout)
+
+    def flush_after(self, timeout: float | None = None) -> Callable[[F], F]:
+        """Decorate a serverless handler: ``client.invocation(timeout)`` around each call.
+
+        Example:
+            >>> @client.flush_after(timeout=2)  # doctest: +SKIP
+            ... def handler(event, context):
+            ...     return pipeline(event)
+        """
+
+        def decorate(fn: F) -> F:
+            if inspect.iscoroutinefunction(fn):
+
+                @functools.wraps(fn)
+                async def run_async(*args: Any, **kwargs: Any) -> Any:
+                    try:
+                        return await fn(*args, **kwargs)
+                    finally:
+                        self._end_invocation(timeout)
+
+                return cast(F, run_async)
+
+            @functools.wraps(fn)
+            def run(*args: Any, **kwargs: Any) -> Any:
+                with _invocation(self, timeout):
+                    return fn(*args, **kwargs)
+
+            return cast(F, run)
+
+        return decorate
+
+    def _end_invocation(self, timeout: float | None) -> None:
+        """Flush for most of ``timeout``, then spool what is left, within ``timeout``."""
+        try:
+            wait = self._config.shutdown_timeout if timeout is None else float(timeout)
+            sender = self._sender
+            if sender is None or not self.enabled:
+                return
+            reserve = min(0.5, wait / 4) if self._config.spool_dir is not None else 0.0
+            if not sender.flush(wait - reserve):
+                sender.persist(reserve)
+        except Exception as exc:
+            internal_error(exc)
+
     def stats(self) -> ClientStats:
         """Delivery counters.
 
@@ -224,16 +311,29 @@ class XRayClient:
             {'queue_full': 12}
         """
         counters = self._counters
+        sender = self._sender
+        outbox = sender.outbox if sender is not None else None
+        queued = len(self._buffer)
+        delivery = {"buffer_bytes": 0, "in_flight": 0, "spooled": 0, "spool_bytes": 0}
+        if sender is not None and outbox is not None:
+            queued += outbox.memory_items
+            delivery = outbox.describe()
+            delivery["buffer_bytes"] += sender.open_bytes
         with counters.lock:
             dropped = dict(counters.dropped)
             return ClientStats(
                 enabled=self.enabled,
-                queued=len(self._buffer),
+                queued=queued,
                 sent=counters.sent,
                 dropped=sum(dropped.values()),
                 dropped_by_reason=dropped,
                 retried=counters.retried,
                 failed=counters.failed,
+                buffer_bytes=delivery["buffer_bytes"],
+                in_flight=delivery["in_flight"],
+                spooled=delivery["spooled"],
+                spool_bytes=delivery["spool_bytes"],
+                spool_errors=counters.spool_errors,
             )
 
     def __enter__(self) -> XRayClient:
@@ -264,6 +364,32 @@ class XRayClient:
         self._setup()
         if self._closed:
             self._buffer.accepting = False
+
+
+@contextlib.contextmanager
+def _invocation(client: XRayClient, timeout: float | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        client._end_invocation(timeout)
+
+
+def _spool_has_batches(config: SDKConfig) -> bool:
+    """Whether the configured spool holds batches (one directory listing, no I/O else)."""
+    if config.spool_dir is None:
+        return False
+    if config.spool_dir == "auto":
+        folders = [default_spool_dir(config.base_url), fallback_spool_dir(config.base_url)]
+    else:
+        folders = [Path(config.spool_dir).expanduser()]
+    for folder in folders:
+        try:
+            with os.scandir(folder) as it:
+                if any(e.name.endswith(SUFFIX) for e in it):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _configure(
@@ -329,6 +455,7 @@ def _after_fork_in_child() -> None:
     _registry_lock = threading.RLock()
     _guard.reset_after_fork()
     _ids.reset_after_fork()
+    _outbox.reset_after_fork()
     for client in list(_clients):
         with guard:
             client._after_fork_in_child()

@@ -37,7 +37,7 @@ from xray.sdk._serialize import (
     truncate,
 )
 from xray.sdk._step import _AUTO, CUT, Step, _Extra
-from xray.shared import SDKConfig
+from xray.shared import RunStatus, SDKConfig
 
 __all__ = ["Encoder", "RedactHook", "sdk_info"]
 
@@ -81,7 +81,9 @@ def _encode_flat(value: Any) -> str:
 
 
 _REDACTED_JSON = _encode_flat(REDACTED)
-_STATUS_JSON = {name: _encode_flat(name) for name in ("success", "error", "running")}
+# JSON of one str, as ``_compact`` writes it (non-ASCII kept); C in CPython.
+_json_str: Callable[[str], str] = json.encoder.encode_basestring
+_STATUS_JSON = {status.value: _encode_flat(status.value) for status in RunStatus}
 _LOW64 = 2**64 - 1
 # From here on (1970-01-12) a time in microseconds has more than 6 digits: the fast path
 # cuts its text into the second and the fraction.
@@ -101,17 +103,18 @@ def sdk_info() -> dict[str, Any]:
     }
 
 
-_last_second: list[Any] = [None, ""]
+_last_second: list[tuple[int, str]] = [(-1, "")]
 
 
 def _iso(ns: int) -> str:
     """ISO-8601 UTC with microseconds; the date-time part is cached per second."""
     seconds, fraction = divmod(ns, 1_000_000_000)
-    cached = _last_second  # one thread (the sender) calls this; a race only misses the cache
-    if cached[0] != seconds:
+    # One tuple, read and replaced whole: two encoding threads can only miss the cache.
+    cached_second, text = _last_second[0]
+    if cached_second != seconds:
         text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        cached[0], cached[1] = seconds, text
-    return f"{cached[1]}.{fraction // 1000:06d}+00:00"
+        _last_second[0] = (seconds, text)
+    return f"{text}.{fraction // 1000:06d}+00:00"
 
 
 def _error(exc: BaseException | None, tb: TracebackType | None) -> dict[str, Any] | None:
@@ -181,6 +184,7 @@ class Encoder:
         self._names: dict[Any, tuple[tuple[str, bool] | None, ...]] = {}
         self._uuid_heads: dict[int, str] = {}
         self._dates: dict[str, str] = {}
+        self._reason_json: dict[Any, str] = {}
         # Previews already rendered in the batch being encoded (see ``batch``).
         self._seen: dict[Any, str | None] | None = None
         self._held: list[Any] = []
@@ -234,7 +238,7 @@ class Encoder:
         """The ``RunIn`` dict for the run's current state."""
         t1 = run._t1
         status = run.status
-        ended = status != "running" and t1 > 0
+        ended = status != RunStatus.RUNNING and t1 > 0
         if run._input_args is not None:
             fn, args, kwargs = run._input_args
             input_value = self._arguments(fn, args, kwargs)
@@ -244,7 +248,7 @@ class Encoder:
         item: dict[str, Any] = {
             "id": run._id,
             "pipeline": truncate(run.pipeline, 200) or "pipeline",
-            "status": status if ended else "running",
+            "status": status if ended else RunStatus.RUNNING.value,
             "started_at": _iso(run._wall0),
             "ended_at": _iso(run._wall0 + (t1 - run._t0)) if ended else None,
             "duration_ms": (t1 - run._t0) / 1e6 if ended else None,
@@ -258,8 +262,24 @@ class Encoder:
 
     # -- steps -----------------------------------------------------------------------
 
-    def step(self, s: Step) -> dict[str, Any] | None:
-        """The ``StepIn`` dict of a finished step, decisions nested."""
+    def step_text(self, s: Step) -> tuple[str, int] | None:
+        """``_compact.encode(self.step(s))`` and its number of decisions, without a hook.
+
+        The decisions of the usual shape (a short str key, a str reason or none, nothing
+        else) are written straight to JSON text instead of a dict each: a full-detail step
+        can carry thousands. ``None`` when a ``redact`` hook must see the dict.
+        """
+        if self.hook is not None:
+            return None
+        texts: list[str] = []
+        item = self.step(s, texts)
+        assert item is not None
+        text = _compact.encode(item)
+        # "decisions" is the item's last key: its JSON ends with "decisions":[]}
+        return f"{text[:-2]}{','.join(texts)}]}}", len(texts)
+
+    def step(self, s: Step, texts: list[str] | None = None) -> dict[str, Any] | None:
+        """The ``StepIn`` dict of a finished step, decisions nested (or JSON in ``texts``)."""
         spec = s._spec
         run = s.run
         detail = spec.detail or self.default_detail
@@ -276,7 +296,28 @@ class Encoder:
             append = decisions.append
             # The common shapes (str key, str or no reason, float or no score) skip the
             # general helpers: a full-detail step can carry thousands of these.
+            text = texts.append if texts is not None else None
+            reasons = self._reason_json
             for _order, raw, decision, reason, score, rank, attrs in log.recorded():
+                if (
+                    text is not None
+                    and type(raw) is str
+                    and 0 < len(raw) <= 512
+                    and score is None
+                    and rank is None
+                    and not attrs
+                ):
+                    if reason is None:
+                        tail = ""
+                    else:
+                        tail = reasons.get(reason, "")
+                        if not tail:
+                            if len(reasons) >= _CACHE_LIMIT:
+                                reasons.clear()
+                            cut = truncate(str(reason), _MAX_REASON)
+                            tail = reasons[reason] = f',"reason":{_encode_flat(cut)}'
+                    text(f'{{"candidate_key":{_json_str(raw)},"decision":"{decision}"{tail}}}')
+                    continue
                 # Absent fields take the wire defaults (null / {}): smaller JSON, less work.
                 out: dict[str, Any] = {
                     "candidate_key": raw
@@ -296,7 +337,10 @@ class Encoder:
                     out["rank"] = rank if type(rank) is int else _integer(rank)
                 if attrs:
                     out["attributes"] = convert(attrs, 0)
-                append(out)
+                if text is not None:
+                    text(_compact.encode(out))
+                else:
+                    append(out)
         t0 = run._wall0 + (s._t0 - run._t0)
         output_count = None if s._out is _AUTO else s._out
         item: dict[str, Any] = {
@@ -323,7 +367,7 @@ class Encoder:
             "error": _error(x.error, x.traceback),
             "detail": detail,
             "candidates_total": log.total if log is not None and log.total else None,
-            "candidates_recorded": len(decisions),
+            "candidates_recorded": len(decisions) if texts is None else len(texts),
             "decisions": decisions,
         }
         return self._hook("step", item)

@@ -21,6 +21,7 @@ from xray.sdk._context import frame
 from xray.sdk._drive import Finish, Opener, wrap_async_generator, wrap_generator
 from xray.sdk._guard import guarded, internal_error
 from xray.sdk._otel import otel_ids
+from xray.shared import RunStatus
 
 if TYPE_CHECKING:
     from xray.sdk._client import XRayClient
@@ -30,9 +31,9 @@ __all__ = ["NOOP_RUN", "Run", "RunScope"]
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
-RUNNING = "running"
-SUCCESS = "success"
-ERROR = "error"
+RUNNING: str = RunStatus.RUNNING.value
+SUCCESS: str = RunStatus.SUCCESS.value
+ERROR: str = RunStatus.ERROR.value
 
 _UNSET: Any = object()
 

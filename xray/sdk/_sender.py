@@ -1,53 +1,62 @@
-"""The background sender: one daemon thread that batches, encodes, posts and retries.
+"""The background sender: one thread that encodes, and ``max_in_flight`` that post.
 
-This is the only module that imports ``httpx``, and only when the thread starts, so a
+This is the only module that imports ``httpx``, and only when the threads start, so a
 process where X-Ray is disabled never loads it. Transport errors are translated into
 loss reasons here and nowhere else.
 
-Delivery, per batch (``POST {base_url}/batch``, gzip'd JSON ``{"runs": [...],
-"steps": [...]}``):
+The ``xray-sender`` thread takes recorded items from the buffer, encodes them into the
+open batch and seals it when it reaches ``TARGET_BYTES`` of JSON, or when a request is
+idle (so batches grow while the API is busy and stay small when it is not). Sealed
+batches wait in the ``Outbox`` (memory, then the disk spool). Each ``xray-post-N``
+thread takes the oldest batch and posts it (``POST {base_url}/batch``, gzip'd JSON,
+keep-alive connections):
 
 - 2xx: sent.
-- connection error, timeout, 429, 5xx: retried up to ``max_retries`` times with
-  exponential backoff and full jitter (0.5 s doubling, capped at 30 s); a 429's
-  ``Retry-After`` is honoured up to 60 s. Then dropped (``network`` / ``http_5xx`` /
-  ``http_429``).
-- 413: the batch is split in halves and each half retried; a single item still too large
+- connection error, timeout, 429, 5xx: retried with exponential backoff and full jitter
+  (0.5 s doubling, capped at 10 s; a 429's ``Retry-After`` is honoured up to 60 s) for
+  ``max_retry_seconds`` (and at most ``max_retries`` times, when set), then dropped
+  (``network`` / ``http_5xx`` / ``http_429``). Meanwhile the API counts as away and
+  waiting batches go to the spool. A timeout after the request was sent leaves its fate
+  unknown: it is retried like the rest, and since the server upserts on the client's
+  ids, a batch it had stored is stored once.
+- 413: the batch is split in halves and each half sent; a single item still too large
   is dropped (``too_large``). 400 / 422 are split the same way, so one invalid item
   cannot sink its neighbours (``invalid``).
 - any other 4xx (401, 403, 404 ...): dropped (``http_4xx``), logged once per status.
 
-Ids are client-generated and the server upserts, so a retry never duplicates. Shutdown
-passes on the remaining time: requests get at most what is left, backoff sleeps are cut
-short, and what cannot be sent in time is dropped (``shutdown``).
+Exit passes on the remaining time: requests get at most what is left, and what is not
+sent by then goes to the spool within the same deadline (dropped as ``shutdown`` only
+without one).
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
-import operator
 import random
 import threading
 import time
-import zlib
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, Protocol
+from pathlib import Path
+from typing import NamedTuple, Protocol
 
+from xray.sdk._batches import Batch, Packer, split
 from xray.sdk._buffer import Buffer, Counters
 from xray.sdk._guard import internal_error, logger
+from xray.sdk._outbox import Outbox
 from xray.sdk._payload import Encoder
-from xray.sdk._run import Run
+from xray.sdk._spool import Spool
 from xray.shared import SDKConfig
 
 __all__ = ["HTTPTransport", "Response", "Sender", "Transport"]
 
-MAX_BATCH_BYTES = 4 * 1024 * 1024  # under the API's default 5 MiB body limit
-MAX_BACKOFF = 30.0
+MAX_BACKOFF = 10.0
 MAX_RETRY_AFTER = 60.0
 BASE_BACKOFF = 0.5
 _MAX_RESPONSE_BYTES = 64 * 1024
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_CHUNK = 256  # items encoded per hold of the encode lock
+_MAX_TIMEOUT = 120.0
+_ASSIST_WAIT = 0.05
 
 
 class Response(NamedTuple):
@@ -68,6 +77,8 @@ class Transport(Protocol):
 
     ``body`` is the encoded ``{"runs": [...], "steps": [...]}`` (gzip'd when the headers
     say ``Content-Encoding: gzip``). Retries, splitting and counting stay in the sender.
+    ``send`` is called from up to ``max_in_flight`` threads at once (set it to 1 for a
+    transport that is not thread-safe).
 
     Example:
         >>> class Stdout:
@@ -105,14 +116,16 @@ def parse_retry_after(value: str | None) -> float | None:
 class HTTPTransport:
     """Posts to ``{base_url}/batch`` with httpx (imported here, on first use)."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, connections: int = 4) -> None:
         import httpx  # lazily: a disabled SDK never pays for it
 
         self._httpx = httpx
         self._url = httpx.URL(base_url.rstrip("/") + "/batch")
         # The transport, not httpx.Client: the client logs every request at INFO on the
-        # "httpx" logger, which would put X-Ray's own traffic in the user's logs.
-        self._transport = httpx.HTTPTransport(retries=0)
+        # "httpx" logger, which would put X-Ray's own traffic in the user's logs. Its
+        # pool is thread-safe and keeps one connection alive per request in flight.
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self._transport = httpx.HTTPTransport(retries=0, limits=limits)
 
     def send(self, body: bytes, headers: Mapping[str, str], timeout: float) -> Response:
         httpx = self._httpx
@@ -166,21 +179,12 @@ def _error_message(body: bytes) -> str:
     return str(data)[:200]
 
 
-class _Part(NamedTuple):
-    kind: str  # "runs" or "steps"
-    body: bytes
-    items: int = 1  # buffered items it stands for: a run's start and end travel as one
-
-
-_BODY = operator.itemgetter(1)  # _Part.body
-
-
-def _count(parts: list[_Part]) -> int:
-    return sum(p.items for p in parts)
+def _reason(status: int | None) -> str:
+    return "network" if status is None else "http_429" if status == 429 else "http_5xx"
 
 
 class Sender:
-    """The one daemon thread per client that empties the buffer into the transport."""
+    """The delivery threads of one client: one encodes, ``max_in_flight`` post."""
 
     def __init__(
         self,
@@ -190,22 +194,27 @@ class Sender:
         encoder: Encoder,
         transport_factory: Callable[[], Transport],
         headers: Mapping[str, str],
+        spool_opener: Callable[[], Spool | None] = lambda: None,
     ) -> None:
         self._config = config
         self._buffer = buffer
         self._counters = counters
-        self._encoder = encoder
         self._transport_factory = transport_factory
+        self._spool_opener = spool_opener
         self._headers = dict(headers)
+        self._plain_headers = {k: v for k, v in headers.items() if k != "Content-Encoding"}
         self._transport: Transport | None = None
         self._thread: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._cond = threading.Condition()
-        self._requested = 0
-        self._completed = 0
+        self._encode_lock = threading.Lock()
+        self._packer = Packer(encoder, config.compress, counters.drop, self._warn_once)
+        self._opened = 0.0  # when the open batch got its first item
+        self.outbox = Outbox(config.max_buffer_bytes, counters, None, self._warn_once)
         self._stopping = False
         self._deadline: float | None = None
         self._interrupt = threading.Event()
+        self._failures = 0
         self._warned: set[str] = set()  # each problem is logged once per client
         # Set once the transport exists; fork() waits for it (see _client), because a child
         # forked while this thread imports httpx would inherit a half-imported module.
@@ -214,7 +223,7 @@ class Sender:
     # -- called from user threads -----------------------------------------------------
 
     def start(self) -> None:
-        """Start the thread (idempotent; the buffer calls this on its first item)."""
+        """Start the threads (idempotent; the buffer calls this on its first item)."""
         with self._lock:
             if self._thread is not None or self._stopping:
                 return
@@ -225,46 +234,129 @@ class Sender:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def open_bytes(self) -> int:
+        return self._packer.pending_bytes
+
+    def assist(self) -> None:
+        """On a recording thread past ``buffer_size``: encode the oldest items here."""
+        if not self.ready.is_set():
+            self._buffer.wake.set()
+            return
+        if not self._encode_lock.acquire(blocking=False):
+            # The sender is encoding a chunk. Far past the bound, wait for it (a chunk's
+            # CPU time; it holds the lock for no I/O) rather than let objects pile up.
+            far = len(self._buffer) >= 2 * self._buffer.capacity
+            if not far or not self._encode_lock.acquire(timeout=_ASSIST_WAIT):
+                self._buffer.wake.set()
+                return
+        try:
+            # Added under the lock, so that a flush never misses a batch being sealed;
+            # without disk I/O on this (the user's) thread.
+            for batch in self._pack(self._buffer.take(self._config.batch_size)):
+                self.outbox.add(batch, io=False)
+        finally:
+            self._encode_lock.release()
+        self._buffer.wake.set()
+
     def flush(self, timeout: float) -> bool:
-        """Wait until everything queued before this call was sent or dropped."""
+        """Wait until everything recorded before this call was sent or dropped."""
+        deadline = time.monotonic() + max(0.0, timeout)
         if not self.alive:
             return len(self._buffer) == 0
-        with self._cond:
-            self._requested += 1
-            wanted = self._requested
-        self._buffer.wake.set()
+        if not self.ready.wait(max(0.0, deadline - time.monotonic())):
+            return False
+        self._pack_all(deadline)
+        self._seal()
+        self.outbox.write_pending()
+        mark = Batch.current_seq()
+        return self.outbox.wait_settled(mark, deadline)
+
+    def persist(self, timeout: float) -> int:
+        """Encode what is waiting and write it to the spool; return the items left in memory."""
         deadline = time.monotonic() + max(0.0, timeout)
-        with self._cond:
-            while self._completed < wanted:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self.alive:
-                    return self._completed >= wanted
-                self._cond.wait(remaining)
-        return True
+        if self.alive and self.ready.wait(max(0.0, deadline - time.monotonic())):
+            self._pack_all(deadline)
+            self._seal()
+        return self.outbox.persist()
 
     def stop(self, timeout: float) -> bool:
-        """Send what is queued within ``timeout`` s, then stop the thread."""
-        deadline = time.monotonic() + max(0.0, timeout)
+        """Send what is waiting within ``timeout`` s, spool the rest, then stop the threads."""
+        now = time.monotonic()
+        deadline = now + max(0.0, timeout)
         with self._lock:
             self._stopping = True
-            self._deadline = deadline
             thread = self._thread
-        self._interrupt.set()
-        self._buffer.wake.set()
-        if thread is not None:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        finished = thread is None or not thread.is_alive()
+        self._buffer.accepting = False
+        spool = self.outbox.spool
+        reserve = min(0.5, timeout / 4) if spool is not None else 0.0
+        send_until = deadline - reserve
+        self._deadline = send_until
+        delivered = True
+        if thread is not None and self.ready.wait(max(0.0, send_until - time.monotonic())):
+            self._pack_all(send_until)
+            self._seal()
+            delivered = self.outbox.wait_settled(Batch.current_seq(), send_until)
         left = self._buffer.clear()
         if left:
+            delivered = False
             self._counters.drop("shutdown", left)
+        self._interrupt.set()
+        self.outbox.close()
+        if not delivered:
+            self.outbox.persist()
+            self._counters.drop("shutdown", self.outbox.drop_memory())
+        items, files = self.outbox.spooled_here()
+        if files and spool is not None:
+            logger.warning(
+                "xray: %d recorded item(s) in %d batch(es) are left in the spool %s; the next "
+                "process that sends to %s with this spool, or `xray upload`, delivers them",
+                items,
+                files,
+                spool.directory,
+                self._config.base_url,
+            )
+        self._buffer.wake.set()
+        for t in [thread, *self._workers]:
+            if t is not None:
+                t.join(max(0.0, deadline - time.monotonic()))
+        finished = thread is None or not any(t.is_alive() for t in [thread, *self._workers])
         if finished and self._transport is not None:
             try:
                 self._transport.close()
             except Exception as exc:
                 internal_error(exc)
-        return finished and not left
+        return delivered and finished
 
-    # -- the thread --------------------------------------------------------------------
+    # -- encoding ----------------------------------------------------------------------
+
+    def _pack(self, items: list[object]) -> list[Batch]:  # holding the encode lock
+        if items and not self._packer.pending_items:
+            self._opened = time.monotonic()
+        return self._packer.add(items) if items else []
+
+    def _pack_all(self, deadline: float | None = None) -> None:
+        """Encode what waits in the buffer now (not what arrives meanwhile)."""
+        pending = len(self._buffer)
+        while pending > 0:
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            with self._encode_lock:
+                items = self._buffer.take(min(_CHUNK, pending))
+                for batch in self._pack(items):
+                    self.outbox.add(batch, io=False)
+            self.outbox.write_pending()  # disk writes outside the encode lock
+            if not items:
+                return
+            pending -= len(items)
+
+    def _seal(self) -> None:
+        with self._encode_lock:
+            if self._packer.pending_items:
+                self.outbox.add(self._packer.seal(), io=False)
+        self.outbox.write_pending()
+
+    # -- the encoding thread -----------------------------------------------------------
 
     def _run(self) -> None:
         try:
@@ -274,23 +366,58 @@ class Sender:
             self._warn_once(
                 "transport", "xray: cannot create the transport, nothing will be sent: %s", exc
             )
-        finally:
-            self.ready.set()
+        try:
+            self.outbox.spool = self._spool_opener()
+        except Exception as exc:
+            internal_error(exc)
+        config = self._config
+        self.outbox.spool_broken = (
+            self.outbox.spool is None
+            and config.spool_dir is not None
+            and config.max_spool_bytes > 0
+        )
+        for i in range(self._config.max_in_flight if self._transport is not None else 0):
+            worker = threading.Thread(target=self._work, name=f"xray-post-{i}", daemon=True)
+            self._workers.append(worker)
+            worker.start()
+        self.ready.set()
         interval = self._config.flush_interval
-        while True:
+        while not self._stopping:
             try:
-                self._buffer.wake.wait(interval)
+                self._buffer.wake.wait(min(interval, 1.0))
                 self._buffer.wake.clear()
-                with self._cond:
-                    wanted = self._requested
-                self._drain()
-                with self._cond:
-                    self._completed = max(self._completed, wanted)
-                    self._cond.notify_all()
                 if self._stopping:
                     return
+                if self._transport is None:
+                    self._counters.drop("no_transport", self._buffer.clear())
+                    continue
+                self.outbox.write_pending()
+                self._pack_all()
+                if self._packer.pending_items and (
+                    self.outbox.idle > 0 or time.monotonic() - self._opened >= interval
+                ):
+                    self._seal()
+                self.outbox.maybe_rescan()
             except Exception as exc:  # the sender must outlive its own bugs
                 internal_error(exc)
+                time.sleep(0.1)
+
+    # -- the posting threads -----------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            batch = self.outbox.take(0.5)
+            if batch is None:
+                if self.outbox.closed:
+                    return
+                if self._packer.pending_items:
+                    self._buffer.wake.set()  # an idle request: seal the open batch
+                continue
+            try:
+                self._deliver(batch)
+            except Exception as exc:  # the sender must outlive its own bugs
+                internal_error(exc)
+                self.outbox.give_back(batch)
                 time.sleep(0.1)
 
     def _warn_once(self, key: str, message: str, *args: object) -> None:
@@ -298,178 +425,121 @@ class Sender:
             self._warned.add(key)
             logger.warning(message, *args)
 
-    def _expired(self) -> bool:
-        return self._deadline is not None and time.monotonic() >= self._deadline
-
-    def _drain(self) -> None:
-        # Take only what is there now, so a flush completes even under constant load.
-        pending = len(self._buffer)
-        size = self._buffer.batch_size
-        while pending > 0:
-            items = self._buffer.take(min(size, pending))
-            if not items:
-                return
-            pending -= len(items)
-            if self._expired():
-                self._counters.drop("shutdown", len(items))
-                continue
-            if self._transport is None:
-                self._counters.drop("no_transport", len(items))
-                continue
-            for batch in self._encode(items):
-                self._deliver(batch)
-
-    def _encode(self, items: list[Any]) -> list[list[_Part]]:
-        """Serialise items (a run once, in its latest state) and pack them into batches."""
-        parts: list[_Part] = []
-        runs = [item for item in items if isinstance(item, Run)]
-        if runs:
-            run_updates: dict[int, int] = {}
-            for item in runs:
-                run_updates[id(item)] = run_updates.get(id(item), 0) + 1
-            for item in runs:
-                updates = run_updates.pop(id(item), 0)
-                if updates:
-                    self._encode_one("runs", self._encoder.run, item, parts, updates)
-        step_json = self._encoder.step_json
-        new_part = tuple.__new__
-        append = parts.append
-        with self._encoder.batch():  # previews of the same objects are rendered once
-            for item in items:
-                if isinstance(item, Run):
-                    continue
-                try:
-                    text = step_json(item)
-                except Exception as exc:  # a bug in the fast path: the general one decides
-                    internal_error(exc)
-                    text = None
-                if text is not None:
-                    try:
-                        # tuple.__new__: a NamedTuple's own __new__ is Python code.
-                        append(new_part(_Part, ("steps", text.encode("utf-8"), 1)))
-                        continue
-                    except UnicodeEncodeError:  # a lone surrogate: the general path drops it
-                        pass
-                self._encode_one("steps", self._encoder.step, item, parts, 1)
-        if sum(map(len, map(_BODY, parts))) + len(parts) <= MAX_BATCH_BYTES:
-            return [parts] if parts else []  # the usual case: one batch
-        batches: list[list[_Part]] = []
-        current: list[_Part] = []
-        size = 0
-        for part in parts:
-            if current and size + len(part.body) > MAX_BATCH_BYTES:
-                batches.append(current)
-                current, size = [], 0
-            current.append(part)
-            size += len(part.body) + 1
-        if current:
-            batches.append(current)
-        return batches
-
-    def _encode_one(
-        self,
-        kind: str,
-        build: Callable[[Any], dict[str, Any] | None],
-        item: Any,
-        out: list[_Part],
-        items: int,
-    ) -> None:
-        try:
-            data = build(item)
-            if data is None:
-                self._counters.drop("redacted", items)
-                return
-            out.append(_Part(kind, _compact.encode(data).encode("utf-8"), items))
-        except Exception as exc:
-            internal_error(exc)
-            self._warn_once(
-                "encode", "xray: could not encode a %s; it was dropped: %r", kind[:-1], exc
-            )
-            self._counters.drop("serialization", items)
-
-    def _body(self, parts: list[_Part]) -> bytes:
-        runs = b'{"runs":[' + b",".join([p[1] for p in parts if p[0] == "runs"]) + b'],"steps":['
-        steps = b",".join([p[1] for p in parts if p[0] == "steps"])
-        if not self._config.compress:
-            return runs + steps + b"]}"
-        # Level 1: batches of similar steps compress to ~3% at level 1 and ~2.4% at 5,
-        # for half the CPU (measured with bench/sdk_overhead.py); the CPU is the user's.
-        # The pieces are fed to one compressor rather than joined into one more copy of
-        # the batch first: that copy, and the separate CRC pass of gzip.compress, cost
-        # about as much as the compression itself (fresh pages for a new large buffer).
-        gz = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
-        return gz.compress(runs) + gz.compress(steps) + gz.compress(b"]}") + gz.flush()
-
-    def _timeout(self) -> float:
-        timeout = self._config.request_timeout
+    def _timeout(self, batch: Batch) -> float:
+        # A server that timed out on this batch may be slow rather than gone: give it
+        # longer next time, or a batch it can store only slowly would never be answered.
+        timeout: float = min(self._config.request_timeout * 2.0**batch.timeouts, _MAX_TIMEOUT)
         if self._deadline is not None:
             timeout = min(timeout, max(0.05, self._deadline - time.monotonic()))
         return timeout
 
-    def _sleep(self, seconds: float) -> None:
-        if self._deadline is not None:
-            seconds = min(seconds, max(0.0, self._deadline - time.monotonic()))
-        if seconds > 0:
-            self._interrupt.wait(seconds)
-
-    def _deliver(self, parts: list[_Part]) -> None:
+    def _deliver(self, batch: Batch) -> None:
         transport = self._transport
         assert transport is not None
-        attempt = 0
-        while True:
-            if self._expired():
-                self._counters.drop("shutdown", _count(parts))
-                return
-            response = transport.send(self._body(parts), self._headers, self._timeout())
-            status = response.status
-            if status is not None and 200 <= status < 300:
-                self._counters.add(sent=_count(parts))
-                return
-            if status in (400, 413, 422):
-                self._split(parts, status, response.message)
-                return
-            if status is not None and status != 429 and status < 500 and status != 408:
-                self._counters.drop("http_4xx", _count(parts))
-                self._counters.add(failed=1)
-                self._warn_once(
-                    f"http-{status}",
-                    "xray: the X-Ray API answered %s (%s); dropping what it refused",
-                    status,
-                    response.message or "no message",
-                )
-                return
-            reason = "network" if status is None else "http_429" if status == 429 else "http_5xx"
-            if attempt >= self._config.max_retries or self._expired():
-                self._counters.drop(reason if not self._expired() else "shutdown", _count(parts))
-                self._counters.add(failed=1)
-                self._warn_once(
-                    f"give-up-{reason}",
-                    "xray: could not send to the X-Ray API after %d attempts (%s); dropping",
-                    attempt + 1,
-                    response.message or status,
-                )
-                return
-            delay = random.uniform(0, min(MAX_BACKOFF, BASE_BACKOFF * 2**attempt))
-            if status == 429 and response.retry_after is not None:
-                delay = min(MAX_RETRY_AFTER, max(delay, response.retry_after))
-            attempt += 1
-            self._counters.add(retried=1)
-            logger.debug("xray: retry %d in %.2fs after %s", attempt, delay, reason)
-            self._sleep(delay)
+        if batch.body is None:  # nothing to send (already settled elsewhere)
+            self.outbox.done(batch)
+            return
+        headers = self._headers if batch.encoding == "gzip" else self._plain_headers
+        response = transport.send(batch.body, headers, self._timeout(batch))
+        status = response.status
+        if status is not None and 200 <= status < 300:
+            self._counters.add(sent=batch.items)
+            self.outbox.done(batch)
+            self._failures = 0
+            self.outbox.api_back()
+            if self.outbox.idle == 0 and self._packer.pending_items:
+                self._buffer.wake.set()
+            return
+        if status in (400, 413, 422):
+            self._split(batch, status, response.message)
+            return
+        if status is not None and status != 429 and status < 500 and status != 408:
+            self._give_up(batch, "http_4xx", f"http-{status}", status, response.message)
+            return
+        self._retry_later(batch, status, response)
 
-    def _split(self, parts: list[_Part], status: int, message: str) -> None:
-        if len(parts) > 1:
-            middle = len(parts) // 2
-            self._deliver(parts[:middle])
-            self._deliver(parts[middle:])
+    def _retry_later(self, batch: Batch, status: int | None, response: Response) -> None:
+        now = time.monotonic()
+        if batch.first_failure is None:
+            batch.first_failure = now
+        reason = _reason(status)
+        limit = self._config.max_retries
+        if (limit is not None and batch.attempts >= limit) or (
+            now - batch.first_failure >= self._config.max_retry_seconds
+        ):
+            detail = (
+                f"not sent after {batch.attempts + 1} attempts in "
+                f"{now - batch.first_failure:.0f} s: {response.message or status}"
+            )
+            self._counters.add(failed=1)
+            self.outbox.done(batch)
+            self._drop(batch, reason, f"give-up-{reason}", detail)
+            return
+        batch.attempts += 1
+        if response.message.startswith("timeout"):
+            batch.timeouts = min(batch.timeouts + 1, 8)
+        self._failures += 1
+        self._counters.add(retried=1)
+        delay = random.uniform(0, min(MAX_BACKOFF, BASE_BACKOFF * 2 ** min(self._failures, 16)))
+        if status == 429 and response.retry_after is not None:
+            delay = min(MAX_RETRY_AFTER, max(delay, response.retry_after))
+        logger.debug("xray: retry in %.2fs after %s", delay, response.message or status)
+        with self.outbox.cond:
+            self.outbox.gate = max(self.outbox.gate, now + delay)
+        self.outbox.api_away()
+        self.outbox.give_back(batch)
+
+    def _give_up(self, batch: Batch, reason: str, key: str, status: int, message: str) -> None:
+        self._counters.add(failed=1)
+        self.outbox.done(batch)
+        detail = f"the X-Ray API answered {status} ({message or 'no message'})"
+        self._drop(batch, reason, key, detail)
+
+    def _drop(self, batch: Batch, reason: str, key: str, detail: str) -> None:
+        """Count a loss; one warning per kind, the process's first drop saying what to do."""
+        if self._counters.drop(reason, batch.items, detail):
+            self._warned.add(key)
+        else:
+            self._warn_once(key, "xray: dropped %d item(s): %s", batch.items, detail)
+
+    def _split(self, batch: Batch, status: int, message: str) -> None:
+        try:
+            halves = split(batch)
+        except Exception as exc:
+            internal_error(exc)
+            halves = None
+        if halves:
+            self.outbox.replace(batch, halves)
             return
         reason = "too_large" if status == 413 else "invalid"
-        self._counters.drop(reason, _count(parts))
         self._counters.add(failed=1)
-        self._warn_once(
-            f"split-{status}",
-            "xray: the X-Ray API refused a %s with %s (%s); dropped it",
-            parts[0].kind[:-1],
-            status,
-            message or "no message",
+        self.outbox.done(batch)
+        detail = f"the X-Ray API refused an item with {status} ({message or 'no message'})"
+        self._drop(batch, reason, f"split-{status}", detail)
+
+
+def spool_opener(config: SDKConfig) -> Callable[[], Spool | None]:
+    """Opens the configured spool in the sender thread; None (with a warning) if unusable."""
+
+    def open_() -> Spool | None:
+        from xray.sdk._spool import default_spool_dir, fallback_spool_dir, open_spool
+
+        setting = config.spool_dir
+        if setting is None or config.max_spool_bytes <= 0:
+            return None
+        if setting != "auto":
+            candidates = [Path(setting)]
+        else:
+            candidates = [default_spool_dir(config.base_url), fallback_spool_dir(config.base_url)]
+        problems = []
+        for directory in candidates:
+            try:
+                return open_spool(directory, config.max_spool_bytes, config.base_url)
+            except OSError as exc:
+                problems.append(f"{directory}: {exc}")
+        logger.warning(
+            "xray: no usable spool (%s); batches are kept in memory only", "; ".join(problems)
         )
+        return None
+
+    return open_

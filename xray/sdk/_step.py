@@ -46,15 +46,16 @@ from xray.sdk._otel import TRACE_MODULE as _OTEL_TRACE
 from xray.sdk._otel import link_step
 from xray.sdk._run import NOOP_RUN, AsyncFromSync, Run
 from xray.sdk._serialize import PREVIEW_ITEMS
-from xray.shared import DetailLevel, StepType
+from xray.shared import DetailLevel, RunStatus, StepType
 
 __all__ = ["NOOP_STEP", "Step", "StepFactory", "current_run", "current_step", "step"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-RUNNING = "running"
-SUCCESS = "success"
-ERROR = "error"
+# Plain str values of the shared vocabulary: compared and encoded on the hot path.
+RUNNING: str = RunStatus.RUNNING.value
+SUCCESS: str = RunStatus.SUCCESS.value
+ERROR: str = RunStatus.ERROR.value
 
 _STEP_TYPES = frozenset(t.value for t in StepType)
 _DETAILS = frozenset(d.value for d in DetailLevel)

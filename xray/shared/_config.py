@@ -86,6 +86,7 @@ ENV_OVERRIDES: dict[str, tuple[Section, str, str]] = {
     "XRAY_API_KEY": ("sdk", "api_key", "str"),
     "XRAY_ENABLED": ("sdk", "enabled", "str"),
     "XRAY_SAMPLE_RATE": ("sdk", "sample_rate", "str"),
+    "XRAY_SPOOL_DIR": ("sdk", "spool_dir", "str"),
 }
 
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -126,12 +127,22 @@ class SDKConfig(_Section):
     enabled: bool = True
     base_url: str = "http://localhost:8000"
     api_key: str | None = None
+    # Recorded items held as objects before they are encoded; past it the recording
+    # thread encodes the oldest itself (no drop, no wait): bounds the GC's work.
     buffer_size: int = Field(1000, ge=1, le=1_000_000)
     batch_size: int = Field(100, ge=1, le=10_000)
     flush_interval: float = Field(5.0, gt=0, le=3600)
     shutdown_timeout: float = Field(2.0, ge=0, le=600)
     request_timeout: float = Field(5.0, gt=0, le=600)
-    max_retries: int = Field(5, ge=0, le=100)
+    # Retries are bounded by time; a count, when set, bounds them as well.
+    max_retries: int | None = Field(None, ge=0)
+    max_retry_seconds: float = Field(900.0, ge=0)
+    max_buffer_bytes: int = Field(64 * 1024 * 1024, ge=64 * 1024)
+    max_in_flight: int = Field(4, ge=1, le=64)
+    # "auto": the per-user cache folder (the temporary folder where only it is
+    # writable); a path; or null for no spool.
+    spool_dir: str | None = "auto"
+    max_spool_bytes: int = Field(1024 * 1024 * 1024, ge=0)
     default_detail: DetailLevel = DetailLevel.SUMMARY
     max_decisions_per_step: int = Field(10_000, ge=0)
     rejected_samples_per_reason: int = Field(10, ge=0)
@@ -146,6 +157,14 @@ class SDKConfig(_Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("spool_dir")
+    @classmethod
+    def _spool_off(cls, value: str | None) -> str | None:
+        # From the environment, "off" is how to say null.
+        if value is None or value.strip().lower() in ("", "none", "null", "off", "false"):
+            return None
+        return value
 
 
 class APIConfig(_Section):
