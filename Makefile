@@ -41,8 +41,9 @@ docs: install-dev
 
 pytest: install-dev services
 	bash scripts/pytest.sh $(PYTEST_ARGS)
-	# The SDK again on its pure-Python path (what runs where the C fast path was not built);
-	# the whole suite only, not when PYTEST_ARGS picks a part of it.
+	# The SDK again on its pure-Python path (what runs where the C fast path was not built):
+	# its own tests and the fail-open ones (the server's and the delivery tests do not depend
+	# on the path); the whole suite only, not when PYTEST_ARGS picks a part of it.
 	if [ -z "$(PYTEST_ARGS)" ]; then \
 	  XRAY_SDK_PURE_PYTHON=1 bash scripts/pytest.sh -q tests/sdk \
 	    tests/reliability/test_fail_open.py tests/reliability/test_transport.py \
