@@ -31,6 +31,7 @@ import resource
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -213,7 +214,7 @@ def stored(database: str) -> tuple[int, int]:
 
 def run_child(base_url: str, runs: int, mode: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("XRAY_")}
-    env["XRAY_SPOOL_DIR"] = f"/tmp/xray-bench-spool-{uuid.uuid4().hex[:8]}"
+    env["XRAY_SPOOL_DIR"] = tempfile.mkdtemp(prefix="xray-bench-spool-")
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--base-url", base_url, "--runs", str(runs)],
         capture_output=True,
@@ -331,8 +332,7 @@ def main() -> None:
     from xray.shared import SDKConfig
 
     in_flight = SDKConfig().max_in_flight
-    workdir = Path(f"/tmp/xray-bench-delivery-{uuid.uuid4().hex[:8]}")
-    workdir.mkdir()
+    workdir = Path(tempfile.mkdtemp(prefix="xray-bench-delivery-"))
     databases = [f"bench_delivery_{uuid.uuid4().hex[:8]}" for _ in range(2)]
     processes: list[subprocess.Popen[bytes]] = []
     try:
