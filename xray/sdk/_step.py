@@ -132,7 +132,7 @@ class _Spec:
 
 
 #: What this module expects of ``_speedups.c`` (its ``INTERFACE`` constant).
-_SPEEDUPS_INTERFACE = 2
+_SPEEDUPS_INTERFACE = 3
 
 
 def _load_speedups() -> Any:
@@ -635,16 +635,12 @@ class StepFactory(AsyncFromSync["Step"]):
 
 def _wrap_function(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     # The hot path. Everything it touches is a closure variable (a cell load, cheaper
-    # than a global or attribute lookup), and the end of a plain call is ``Step._end``
-    # inlined: at ~1.5 us per recorded call, every lookup and call saved is a few percent.
+    # than a global or attribute lookup).
     begin = spec.begin
     rt = runtime
     frame_get, frame_set, frame_reset = _frame_get, _frame_set, _frame_reset
-    clock = perf_counter_ns
     step_class, run_class = Step, Run
-    sized, count, auto, cut = _BUILTIN_SIZED, _count, _AUTO, CUT
     keyed = spec.key is not None
-    head = PREVIEW_ITEMS
 
     @functools.wraps(fn)
     def step_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -677,25 +673,8 @@ def _wrap_function(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
             frame_reset(token)
             s._fail(exc)
             raise
-        s._t1 = clock()
         frame_reset(token)
-        try:  # Step._end(result), inlined
-            s._status = SUCCESS
-            if s._out is auto:
-                s._out = len(result) if type(result) in sized else count(result)
-            if keyed and s._args:
-                s._result = result
-                s._take_snapshot()
-            if type(result) is list and len(result) > head:
-                s._result = (cut, result[:head], len(result))
-            else:
-                s._result = result
-            run = s.run
-            run._client._submit(s)
-            if run.implicit and s.parent is None:
-                run._end(None, s._result)
-        except Exception as exc:
-            internal_error(exc)
+        s._end(result)
         return result
 
     if _speedups is None or keyed:
