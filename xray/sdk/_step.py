@@ -9,7 +9,8 @@ When X-Ray is off the wrapper reads one attribute and calls through.
 For a plain function without ``key=`` called inside a recording run or step (the common
 case), that work is done by ``_speedups.c`` when it was built: the same steps in C, with
 the step's id, single argument, times and result head stored inline instead of as Python
-objects (about a third of the Python path's cost; ``bench/README.md``). Everything else,
+objects (a fraction of the Python path's cost; figures in ``bench/README.md``). Each of
+its functions names the one here it mirrors. Everything else,
 and every call when the extension is missing or ``XRAY_SDK_PURE_PYTHON=1`` is set, runs
 the Python code below; ``tests/sdk/test_speedups.py`` checks both record the same thing.
 
