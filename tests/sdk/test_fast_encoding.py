@@ -238,3 +238,22 @@ def test_decisions_written_as_text_are_what_the_dict_path_sends() -> None:
     assert count == 7
     assert json.loads(text) == json.loads(_compact.encode(encoder.step(item)))
     client.shutdown(1)
+
+
+def test_a_step_no_path_can_encode_is_dropped_and_counted_and_the_rest_is_sent() -> None:
+    # A lone surrogate is not UTF-8: the plain text fails to encode, the step falls back
+    # to the dict path, which reports and counts the drop; its neighbours are sent.
+    transport = InMemoryTransport()
+    client = XRayClient(transport=transport, flush_interval=60, set_default=False)
+
+    @step(type="filter")
+    def keep(items: list[dict[str, str]]) -> list[dict[str, str]]:
+        return items
+
+    with client.run("surrogate"):
+        keep([{"id": "a\ud800b"}])
+        keep([{"id": "ok"}])
+    assert client.flush(10)
+    assert [s["input"] for s in transport.steps] == [{"items": [{"id": "ok"}]}]
+    assert client.stats()["dropped"] == 1
+    client.shutdown(1)

@@ -239,8 +239,8 @@ class Packer:
                     break  # a redact hook must see the dict
                 text, decisions = made
                 data = text.encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate: the general preview drops it
-                continue
+            except UnicodeEncodeError:  # a lone surrogate: the dict path reports the drop
+                break
             except Exception as exc:  # a value only the next path copes with (or says why)
                 internal_error(exc)
                 continue
