@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from xray.sdk import XRayClient, _ids, _payload, current_step, step
+from xray.sdk import XRayClient, _payload, current_step, step
 from xray.sdk._payload import Encoder
 from xray.sdk._serialize import _compact
 from xray.sdk._step import Step
@@ -83,7 +83,7 @@ def test_the_fast_path_sends_what_the_general_path_sends(shape: str, in_a_batch:
     # In a batch the five steps (same candidates, previews of different budgets) share
     # what was rendered once; alone, each step renders its own previews.
     with encoder.batch() if in_a_batch else contextlib.nullcontext():
-        texts = [encoder.step_json(s) for s in steps] * 2  # twice: every text from the cache
+        texts = [encoder._plain_text(s) for s in steps] * 2  # twice: every text from the cache
     assert encoder._seen is None and encoder._held == []  # nothing of the user's kept
     for s, text in zip(steps * 2, texts, strict=True):
         if text is not None:
@@ -122,7 +122,7 @@ def test_a_filters_output_and_the_next_steps_input_reuse_one_rendering() -> None
     _payload._encode_flat = counting  # type: ignore[assignment]
     try:
         with encoder.batch():
-            texts = [encoder.step_json(s) for s in steps]
+            texts = [encoder._plain_text(s) for s in steps]
     finally:
         _payload._encode_flat = encode  # type: ignore[assignment]
     assert calls == 3  # the first three candidates of each pipeline run, rendered once
@@ -140,11 +140,11 @@ def test_in_one_batch_a_candidate_is_read_once() -> None:
     candidates = [{"id": "a", "price": 1}, {"id": "b", "price": 2}]
     first, second = _steps(client, candidates)[:2]
     with encoder.batch():
-        before = json.loads(encoder.step_json(first) or "null")
+        before = json.loads(encoder._plain_text(first) or "null")
         candidates[0]["price"] = 99
-        during = json.loads(encoder.step_json(second) or "null")
+        during = json.loads(encoder._plain_text(second) or "null")
     with encoder.batch():
-        after = json.loads(encoder.step_json(second) or "null")
+        after = json.loads(encoder._plain_text(second) or "null")
     assert before["input"]["items"][0]["price"] == during["input"]["items"][0]["price"] == 1
     assert after["input"]["items"][0]["price"] == after["output"][0]["price"] == 99
     client.shutdown(1)
@@ -158,11 +158,8 @@ def test_ids_and_times_match_the_general_path_across_a_second_and_a_new_prefix()
         s._t0 = s.run._t0 + 999_999_000 + n * 1_000_000_000
         s._t1 = s._t0 + 1_500 + n * 1_000_000_000  # ends in the next second(s)
         s._id = random.getrandbits(128) if n % 2 else s._id
-        text = encoder.step_json(s)
+        text = encoder._plain_text(s)
         assert text is not None and json.loads(text) == encoder.step(s)
-    for _ in range(100):
-        value = random.getrandbits(128)
-        assert encoder._uuid(value) == _ids.uuid_text(value)
     client.shutdown(1)
 
 
@@ -170,7 +167,7 @@ def test_the_fast_path_redacts_and_bounds_previews() -> None:
     client = XRayClient(base_url="http://127.0.0.1:9", max_preview_bytes=256)
     encoder = Encoder(client._config)
     for s in _steps(client, SHAPES["a secret key"] + SHAPES["long string"]):
-        sent = json.loads(encoder.step_json(s) or "null")
+        sent = json.loads(encoder._plain_text(s) or "null")
         assert "sk-123" not in json.dumps(sent)
         assert len(json.dumps(sent["output"], ensure_ascii=False)) <= 256 + 2
     client.shutdown(1)
@@ -191,9 +188,13 @@ def test_steps_with_extras_or_a_hook_take_the_general_path() -> None:
     with client.run("p"):
         noted([1, 2])
     (s,) = [s for s in got if isinstance(s, Step)]
-    assert Encoder(client._config).step_json(s) is None
+    encoder = Encoder(client._config)
+    made = encoder.step_text(s)
+    assert made is not None and json.loads(made[0]) == encoder.step(s)
+    assert json.loads(made[0])["params"] == {"limit": 1}
+    assert encoder._tails == {}  # the plain path's shared text was never made
     hooked = Encoder(client._config, redact=lambda kind, item: item)
-    assert hooked.step_json(s) is None
+    assert hooked.step_text(s) is None  # the hook must see the dict
     client.shutdown(1)
 
 
@@ -202,9 +203,9 @@ def test_a_candidate_changed_between_two_steps_is_sent_as_it_is_now() -> None:
     encoder = Encoder(client._config)
     candidates = [{"id": "a", "price": 1}, {"id": "b", "price": 2}]
     first, second = _steps(client, candidates)[:2]
-    before = json.loads(encoder.step_json(first) or "null")
+    before = json.loads(encoder._plain_text(first) or "null")
     candidates[0]["price"] = 99
-    after = json.loads(encoder.step_json(second) or "null")
+    after = json.loads(encoder._plain_text(second) or "null")
     assert before["input"]["items"][0]["price"] == 1
     assert after["input"]["items"][0]["price"] == 99
     assert after["output"][0]["price"] == 99
@@ -236,4 +237,23 @@ def test_decisions_written_as_text_are_what_the_dict_path_sends() -> None:
     text, count = made
     assert count == 7
     assert json.loads(text) == json.loads(_compact.encode(encoder.step(item)))
+    client.shutdown(1)
+
+
+def test_a_step_no_path_can_encode_is_dropped_and_counted_and_the_rest_is_sent() -> None:
+    # A lone surrogate is not UTF-8: the plain text fails to encode, the step falls back
+    # to the dict path, which reports and counts the drop; its neighbours are sent.
+    transport = InMemoryTransport()
+    client = XRayClient(transport=transport, flush_interval=60, set_default=False)
+
+    @step(type="filter")
+    def keep(items: list[dict[str, str]]) -> list[dict[str, str]]:
+        return items
+
+    with client.run("surrogate"):
+        keep([{"id": "a\ud800b"}])
+        keep([{"id": "ok"}])
+    assert client.flush(10)
+    assert [s["input"] for s in transport.steps] == [{"items": [{"id": "ok"}]}]
+    assert client.stats()["dropped"] == 1
     client.shutdown(1)

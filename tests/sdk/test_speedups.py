@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 import weakref
 from typing import Any
 
@@ -26,6 +27,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 from xray.sdk import XRayClient, _step, current_run, current_step, step
 from xray.sdk.testing import InMemoryTransport, Recording
+from xray.shared import RunIn, StepIn
 
 # Read at import, as xray.sdk._step does (the autouse fixture clears XRAY_* per test).
 PURE_REQUESTED = os.environ.get("XRAY_SDK_PURE_PYTHON", "") not in ("", "0")
@@ -160,7 +162,8 @@ def test_an_exception_keeps_its_identity_and_traceback_and_restores_the_context(
 
 
 _PIPELINE = """
-import json, sys
+import json
+from datetime import datetime
 from xray.sdk import XRayClient, current_step, step, _step
 from xray.sdk.testing import InMemoryTransport
 
@@ -170,12 +173,23 @@ def search(query, limit=5):
 
 @step(type="filter")
 def cheap(items):
-    current_step().annotate(rule="price < 40")
+    s = current_step()
+    s.annotate(rule="price < 40")
+    s.set_params(max_price=40)
+    s.set_reasoning("over budget")
+    for c in items:
+        if c["price"] >= 40:
+            s.reject(c, reason="price_above_max")
     return [c for c in items if c["price"] < 40]
 
-@step(type="filter", key="id")
+@step(type="filter", key="id", detail="full")
 def in_stock(items):
     return items[::2]
+
+@step(type="transform")
+def labelled(items, *, label):
+    current_step().rename(f"label:{label}")
+    return [dict(c, label=label) for c in items]
 
 class Ranker:
     @step(type="rank")
@@ -184,12 +198,17 @@ class Ranker:
 
 @step
 def pipeline(query):
-    return Ranker().rank(in_stock(cheap(search(query, limit=4))))
+    return Ranker().rank(labelled(in_stock(cheap(search(query, limit=4))), label="a"))
+
+@step(type="evaluate")
+def nothing():
+    return 7
 
 transport = InMemoryTransport()
 client = XRayClient(transport=transport, flush_interval=60)
 with client.run("parity", input={"q": "stand"}):
     pipeline("stand")
+    nothing()
 pipeline("implicit")
 try:
     with client.run("failing"):
@@ -197,14 +216,42 @@ try:
 except TypeError:
     pass
 client.flush(10)
-volatile = {"id", "run_id", "parent_id", "started_at", "ended_at", "duration_ms",
-            "run_started_at", "sdk"}
-def clean(item):
-    return {k: v for k, v in item.items() if k not in volatile and k != "error"} | {
-        "error": (item.get("error") or {}).get("type"), "has_parent": bool(item.get("parent_id"))}
+
+# Every field of every item, so that a field one path gets wrong (or drops) shows: the
+# values that differ from run to run become what both paths must agree on.
+refs = {}
+def ref(value):
+    return None if value is None else refs.setdefault(value, len(refs))
+def at(text):
+    return datetime.fromisoformat(text)
+runs = {}
+for r in transport.runs:
+    runs[r["id"]] = r  # the last state of each run
+def clean_run(r):
+    out = dict(r, id=ref(r["id"]))
+    out["started_at"] = out["ended_at"] = bool(r["ended_at"]) and at(r["started_at"]) <= at(r["ended_at"])
+    out["duration_ms"] = r["duration_ms"] is not None and r["duration_ms"] >= 0
+    out["sdk"] = sorted(r["sdk"])
+    if r["error"]:
+        out["error"] = dict(r["error"], traceback=bool(r["error"]["traceback"]))
+    return out
+def clean_step(s):
+    run = runs[s["run_id"]]
+    out = dict(s, id=ref(s["id"]), run_id=ref(s["run_id"]), parent_id=ref(s["parent_id"]))
+    out["run_started_at"] = s["run_started_at"] == run["started_at"]
+    # A step's times lie within its run's (both read from one clock, placed from the
+    # run's start), and its duration is its end minus its start.
+    start, end = at(s["started_at"]), at(s["ended_at"])
+    out["started_at"] = at(run["started_at"]) <= start <= end <= at(run["ended_at"])
+    out["ended_at"] = abs((end - start).total_seconds() * 1000 - s["duration_ms"]) < 0.002
+    out["duration_ms"] = s["duration_ms"] >= 0
+    if s["error"]:  # the traceback's frames differ: the C path has no wrapper frame
+        out["error"] = dict(s["error"], traceback=bool(s["error"]["traceback"]))
+    return out
+steps = [clean_step(s) for s in transport.steps]
 print(json.dumps({"accelerated": _step.ACCELERATED,
-                  "runs": [clean(r) for r in transport.runs],
-                  "steps": [clean(s) for s in transport.steps]}, sort_keys=True))
+                  "runs": [clean_run(r) for r in runs.values()],
+                  "steps": steps}, sort_keys=True))
 """
 
 
@@ -229,7 +276,16 @@ def test_the_c_and_python_paths_record_the_same_pipeline_identically() -> None:
     assert pure["accelerated"] is False
     if not fast["accelerated"]:
         pytest.skip("the C path is not built here (see the first test)")
-    assert len(fast["steps"]) == 11  # 5 per pipeline call and the failing one
+    assert len(fast["steps"]) == 14  # 6 per pipeline call, one plain call, the failing one
+    for recorded in (fast, pure):
+        # Every wire field is there (and compared below); the times nest within the run.
+        assert all(set(r) == set(RunIn.model_fields) for r in recorded["runs"])
+        assert all(set(s) == set(StepIn.model_fields) for s in recorded["steps"])
+        assert all(s["started_at"] and s["ended_at"] for s in recorded["steps"])
+        assert all(r["started_at"] and r["duration_ms"] for r in recorded["runs"])
+    # The pipeline gives every field a value somewhere, so that none is compared empty.
+    for field in StepIn.model_fields:
+        assert any(s[field] not in (None, {}, [], 0, False) for s in fast["steps"]), field
     assert fast["runs"] == pure["runs"]
     assert fast["steps"] == pure["steps"]
 
@@ -358,3 +414,25 @@ def test_a_stale_build_of_the_extension_is_ignored_with_a_warning() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False [1]"
     assert "built from other sources" in result.stderr
+
+
+def test_step_times_are_read_from_the_clock_the_run_is_timed_by(rec: Recording) -> None:
+    # A step's times are placed on the wire relative to its run's start, read by
+    # _run.py from time.perf_counter_ns(): the C path must read that same clock (on macOS
+    # another monotonic clock would drift apart from it across a sleep).
+    seen: list[Any] = []
+    original_submit = rec.client._submit
+    rec.client._submit = lambda item: (seen.append(item), original_submit(item))  # type: ignore[method-assign]
+    with rec.client.run("clock") as run:
+        before = time.perf_counter_ns()
+        keep_small([1, 2, 30])
+        after = time.perf_counter_ns()
+    (s,) = [x for x in seen if isinstance(x, _step.Step)]
+    assert run._t0 <= before <= s._t0 <= s._t1 <= after <= run._t1
+    if _step.ACCELERATED:
+        first = time.perf_counter_ns()
+        c_reading = _step._speedups.perf_counter_ns()
+        assert first <= c_reading <= time.perf_counter_ns()
+    sent = rec.step("keep_small")
+    (ended,) = [r for r in rec.runs if r["status"] == "success"]
+    assert ended["started_at"] <= sent["started_at"] <= sent["ended_at"] <= ended["ended_at"]

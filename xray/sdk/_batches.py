@@ -177,28 +177,15 @@ class Packer:
     def add(self, items: Iterable[Any]) -> list[Batch]:
         """Encode ``items``; return the batches that filled up (the rest stays open)."""
         sealed: list[Batch] = []
-        step_json = self._encoder.step_json
         append = self._steps.append
         with self._encoder.batch():  # previews of the same objects are rendered once
             for item in items:
                 if isinstance(item, Run):
                     self._add_run(item)
                 else:
-                    try:
-                        text = step_json(item)
-                    except Exception as exc:  # a bug in the fast path: the general one decides
-                        internal_error(exc)
-                        text = None
-                    data: bytes | None = None
-                    if text is not None:
-                        try:
-                            data = text.encode("utf-8")
-                        except UnicodeEncodeError:  # a lone surrogate: the general path drops it
-                            data = None
+                    data = self._step(item)
                     if data is None:
-                        data = self._general_step(item)
-                        if data is None:
-                            continue
+                        continue
                     append(data)
                     self._size += len(data) + 1
                     self._items += 1
@@ -242,16 +229,23 @@ class Packer:
         self._size += len(data) + 1
         self._items += 1
 
-    def _general_step(self, item: Any) -> bytes | None:
-        try:
-            made = self._encoder.step_text(item)
-            if made is not None:
+    def _step(self, item: Any) -> bytes | None:
+        """A step's JSON: as text (the plain path, then the general one), else as a dict."""
+        # Only a step that may take the plain path gets a second try without it.
+        for plain in (True, False) if item._x is None else (False,):
+            try:
+                made = self._encoder.step_text(item, plain)
+                if made is None:
+                    break  # a redact hook must see the dict
                 text, decisions = made
                 data = text.encode("utf-8")
-                self._decisions += decisions
-                return data
-        except Exception as exc:  # a value only the dict path copes with (or says why)
-            internal_error(exc)
+            except UnicodeEncodeError:  # a lone surrogate: the dict path reports the drop
+                break
+            except Exception as exc:  # a value only the next path copes with (or says why)
+                internal_error(exc)
+                continue
+            self._decisions += decisions
+            return data
         return self._encode("step", self._encoder.step, item)
 
     def _encode(

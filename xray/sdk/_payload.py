@@ -83,11 +83,6 @@ def _encode_flat(value: Any) -> str:
 _REDACTED_JSON = _encode_flat(REDACTED)
 # JSON of one str, as ``_compact`` writes it (non-ASCII kept); C in CPython.
 _json_str: Callable[[str], str] = json.encoder.encode_basestring
-_STATUS_JSON = {status.value: _encode_flat(status.value) for status in RunStatus}
-_LOW64 = 2**64 - 1
-# From here on (1970-01-12) a time in microseconds has more than 6 digits: the fast path
-# cuts its text into the second and the fraction.
-_EPOCH_FLOOR = 10**15
 
 
 def sdk_info() -> dict[str, Any]:
@@ -182,8 +177,6 @@ class Encoder:
         self._plain_keys: set[str] = set()
         self._tails: dict[tuple[Any, ...], str] = {}
         self._names: dict[Any, tuple[tuple[str, bool] | None, ...]] = {}
-        self._uuid_heads: dict[int, str] = {}
-        self._dates: dict[str, str] = {}
         self._reason_json: dict[Any, str] = {}
         # Previews already rendered in the batch being encoded (see ``batch``).
         self._seen: dict[Any, str | None] | None = None
@@ -262,15 +255,21 @@ class Encoder:
 
     # -- steps -----------------------------------------------------------------------
 
-    def step_text(self, s: Step) -> tuple[str, int] | None:
+    def step_text(self, s: Step, plain: bool = True) -> tuple[str, int] | None:
         """``_compact.encode(self.step(s))`` and its number of decisions, without a hook.
 
-        The decisions of the usual shape (a short str key, a str reason or none, nothing
-        else) are written straight to JSON text instead of a dict each: a full-detail step
-        can carry thousands. ``None`` when a ``redact`` hook must see the dict.
+        A step that recorded nothing but its arguments and result (the common case) takes
+        ``_plain_text`` unless ``plain`` is false. Otherwise the decisions of the usual
+        shape (a short str key, a str reason or none, nothing else) are written straight
+        to JSON text instead of a dict each: a full-detail step can carry thousands.
+        ``None`` when a ``redact`` hook must see the dict.
         """
         if self.hook is not None:
             return None
+        if plain and s._x is None:
+            text = self._plain_text(s)
+            if text is not None:
+                return text, 0
         texts: list[str] = []
         item = self.step(s, texts)
         assert item is not None
@@ -281,7 +280,6 @@ class Encoder:
     def step(self, s: Step, texts: list[str] | None = None) -> dict[str, Any] | None:
         """The ``StepIn`` dict of a finished step, decisions nested (or JSON in ``texts``)."""
         spec = s._spec
-        run = s.run
         detail = spec.detail or self.default_detail
         x = s._x or _NO_EXTRA
         log = x.log
@@ -341,36 +339,66 @@ class Encoder:
                     text(_compact.encode(out))
                 else:
                     append(out)
+        item = self._own_fields(s)
+        item["input"] = self._arguments(spec.fn, s._args, s._kwargs)
+        item["output"] = self._preview(_uncut(s._result)) if s._result is not None else None
+        recorded = len(decisions) if texts is None else len(texts)
+        item.update(self._shared_fields(s, x, log, detail, recorded, decisions))
+        return self._hook("step", item)
+
+    # A step's wire fields in two groups, the one definition of each: what a call has of
+    # its own, and what the steps of one (run, spec) share when they recorded nothing but
+    # their arguments and result. ``step`` sends both; ``_plain_text`` encodes the second
+    # group once per (run, spec) and writes the arguments and result between them.
+
+    def _own_fields(self, s: Step) -> dict[str, Any]:
+        """The fields of ``s`` that differ from call to call, except input and output."""
+        run = s.run
         t0 = run._wall0 + (s._t0 - run._t0)
-        output_count = None if s._out is _AUTO else s._out
-        item: dict[str, Any] = {
+        elapsed = s._t1 - s._t0
+        return {
             "id": _ids.uuid_text(s._id),
-            "run_id": run._id,
             "parent_id": _ids.uuid_text(s.parent._id) if s.parent is not None else None,
             "seq": s.seq,
+            "status": s._status,
+            "started_at": _iso(t0),
+            "ended_at": _iso(t0 + elapsed),
+            "duration_ms": elapsed / 1e6 if elapsed > 0 else 0.0,
+            "input_count": s._in,
+            "output_count": None if s._out is _AUTO else s._out,
+        }
+
+    def _shared_fields(
+        self,
+        s: Step,
+        x: _Extra,
+        log: DecisionLog | None,
+        detail: str,
+        recorded: int,
+        decisions: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        """The fields of ``s`` set by its run, its spec and what it recorded (``x``, ``log``).
+
+        "decisions" is the last key: ``step_text`` appends decisions to its JSON text.
+        """
+        spec = s._spec
+        run = s.run
+        return {
+            "run_id": run._id,
             "pipeline": truncate(run.pipeline, 200) or "pipeline",
             "run_started_at": _iso(run._wall0),
             "name": truncate(x.name or spec.name or "step", 200),
             "type": spec.type,
-            "status": s._status,
-            "started_at": _iso(t0),
-            "ended_at": _iso(t0 + (s._t1 - s._t0)),
-            "duration_ms": max(0.0, (s._t1 - s._t0) / 1e6),
-            "input_count": s._in,
-            "output_count": output_count,
             "params": self._safe(x.params) if x.params else {},
             "reasoning": truncate(x.reasoning, _MAX_REASONING) if x.reasoning else None,
             "reason_counts": dict(log.reason_counts) if log is not None else {},
-            "input": self._arguments(spec.fn, s._args, s._kwargs),
-            "output": self._preview(_uncut(s._result)) if s._result is not None else None,
             "metadata": self._safe(x.metadata) if x.metadata else {},
             "error": _error(x.error, x.traceback),
             "detail": detail,
             "candidates_total": log.total if log is not None and log.total else None,
-            "candidates_recorded": len(decisions) if texts is None else len(texts),
+            "candidates_recorded": recorded,
             "decisions": decisions,
         }
-        return self._hook("step", item)
 
     # -- the fast path: a plain step straight to JSON text ------------------------------
 
@@ -391,18 +419,15 @@ class Encoder:
             self._seen = None
             self._held = []  # drop the references to the user's objects
 
-    def step_json(self, s: Step) -> str | None:
+    def _plain_text(self, s: Step) -> str | None:
         """The JSON of ``step(s)`` for a step that recorded nothing extra, or ``None``.
 
-        Same content as ``_compact.encode(self.step(s))`` (keys in another order), without
-        the intermediate dict: the constant part of a run's steps is encoded once, and a
-        preview of plain data (the first candidates as flat dicts of scalars) is encoded
-        straight away instead of being copied first. Anything else (a ``redact`` hook,
-        params, decisions, errors, keyword arguments, unusual values) returns ``None`` or
-        takes the general path for that one value.
+        Same fields as ``step`` (from ``_own_fields`` and ``_shared_fields``), without
+        the intermediate dict of the shared part: it is encoded once per (run, spec), and
+        a preview of plain data (the first candidates as flat dicts of scalars) is encoded
+        straight away instead of being copied first. Anything else (keyword arguments,
+        unusual values) returns ``None`` or takes the general path for that one value.
         """
-        if self.hook is not None or s._x is not None:
-            return None
         spec = s._spec
         fn = spec.fn
         if fn is None or s._kwargs:
@@ -414,21 +439,12 @@ class Encoder:
         if tail is None:
             if len(self._tails) >= _CACHE_LIMIT:
                 self._tails.clear()
-            encode = _compact.encode
-            tail = self._tails[key] = (
-                f'"run_id":{encode(run._id)},'
-                f'"pipeline":{encode(truncate(run.pipeline, 200) or "pipeline")},'
-                f'"run_started_at":"{_iso(run._wall0)}",'
-                f'"name":{encode(truncate(spec.name or "step", 200))},'
-                f'"type":{encode(spec.type)},"params":{{}},"reasoning":null,'
-                f'"reason_counts":{{}},"metadata":{{}},"error":null,'
-                f'"detail":{encode(detail)},"candidates_total":null,'
-                f'"candidates_recorded":0,"decisions":[]}}'
-            )
+            shared = self._shared_fields(s, _NO_EXTRA, None, detail, 0, [])
+            tail = self._tails[key] = _compact.encode(shared)[1:]
         seen = self._seen
         if seen is None:  # outside a batch: a batch of this one step
             with self.batch():
-                return self.step_json(s)
+                return self._plain_text(s)
         args = s._args
         keys = self._names.get(getattr(fn, "__code__", None))
         inputs: str | None
@@ -441,58 +457,8 @@ class Encoder:
                 return None
         result = s._result
         output = "null" if result is None else self._preview_json(result, self.max_preview, seen)
-        t0 = run._wall0 + (s._t0 - run._t0)
-        elapsed = s._t1 - s._t0
-        t1 = t0 + elapsed
-        if t0 < _EPOCH_FLOOR or t1 < _EPOCH_FLOOR:
-            return None
-        # _iso, inlined: microseconds since the epoch as text, and the date-time part of
-        # the second they fall in, rendered once per second.
-        us0 = str(t0 // 1000)
-        us1 = str(t1 // 1000)
-        second = us0[:-6]
-        date0 = self._dates.get(second) or self._date(t0)
-        date1 = date0 if us1[:-6] == second else self._dates.get(us1[:-6]) or self._date(t1)
-        # _ids.uuid_text, inlined: the high half of a process's ids is always the same.
-        sid = s._id
-        high = self._uuid_heads.get(sid >> 64) or self._uuid_head(sid)
-        low = "%016x" % (sid & _LOW64)
-        parent = s.parent
-        parent_id = "null" if parent is None else f'"{self._uuid(parent._id)}"'
-        n_in = s._in
-        n_out = s._out
-        status = s._status
-        return (
-            f'{{"id":"{high}{low[:4]}-{low[4:]}","parent_id":{parent_id},"seq":{s.seq:d},'
-            f'"status":{_STATUS_JSON.get(status) or _encode_flat(status)},'
-            f'"started_at":"{date0}.{us0[-6:]}+00:00","ended_at":"{date1}.{us1[-6:]}+00:00",'
-            f'"duration_ms":{elapsed / 1e6 if elapsed > 0 else 0.0!r},'
-            f'"input_count":{"null" if n_in is None else f"{n_in:d}"},'
-            f'"output_count":{"null" if n_out is None or n_out is _AUTO else f"{n_out:d}"},'
-            f'"input":{inputs},"output":{output},{tail}'
-        )
-
-    def _date(self, ns: int) -> str:
-        """The ``YYYY-MM-DDTHH:MM:SS`` of ``_iso(ns)``, remembered by its epoch second."""
-        if len(self._dates) >= 4:
-            self._dates.clear()
-        date: str = _iso(ns)[:19]
-        self._dates[str(ns // 1000)[:-6]] = date
-        return date
-
-    def _uuid_head(self, value: int) -> str:
-        """The first 19 characters of ``_ids.uuid_text(value)``: its high 64 bits."""
-        if len(self._uuid_heads) >= _CACHE_LIMIT:
-            self._uuid_heads.clear()
-        high: str = _ids.uuid_text(value)[:19]
-        self._uuid_heads[value >> 64] = high
-        return high
-
-    def _uuid(self, value: int) -> str:
-        """``_ids.uuid_text(value)``, with the high half rendered once."""
-        high = self._uuid_heads.get(value >> 64) or self._uuid_head(value)
-        low = "%016x" % (value & _LOW64)
-        return f"{high}{low[:4]}-{low[4:]}"
+        own = _encode_flat(self._own_fields(s))
+        return f'{own[:-1]},"input":{inputs},"output":{output},{tail}'
 
     def _arguments_json(
         self, fn: Any, args: tuple[Any, ...] | None, seen: dict[Any, str | None]

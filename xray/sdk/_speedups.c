@@ -9,14 +9,19 @@
  * Python wrapper, so the two paths cannot disagree on the rare cases.
  *
  * Why C at all: in Python, building the step object, the context switch and the
- * hand-off cost about 4x a minimal recorder (bench/sdk_overhead.py); the target is
- * 2x. Here the call passes its arguments through without repacking them (vectorcall),
- * the step is filled field by field, and the context variable is switched by the C API.
+ * hand-off cost several times a minimal recorder (bench/sdk_overhead.py; figures in
+ * bench/README.md). Here the call passes its arguments through without repacking them
+ * (vectorcall), the step is filled field by field, and the context variable is switched
+ * by the C API.
+ *
+ * Each function below names, in its comment, the Python function it mirrors; the Python
+ * one is the definition, and tests/sdk/test_speedups.py records one pipeline on both
+ * paths and compares every wire field. Step times come from time.perf_counter_ns()'s
+ * own clock (clock_ns), the clock _run.py times the run with.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
-#include <time.h>
 
 /* -- Step storage ------------------------------------------------------------------ */
 
@@ -82,6 +87,7 @@ drop_head(StepFields *self)
     self->total = 0;
 }
 
+/* Reads back the ``_args`` tuple Step.__init__ stores. */
 static PyObject *
 get_args(StepFields *self, void *closure)
 {
@@ -108,6 +114,7 @@ set_args(StepFields *self, PyObject *value, void *closure)
     return 0;
 }
 
+/* Reads back the ``_id`` Step.__init__ stores: _ids._prefix | counter. */
 static PyObject *
 get_id(StepFields *self, void *closure)
 {
@@ -142,6 +149,7 @@ set_id(StepFields *self, PyObject *value, void *closure)
     return 0;
 }
 
+/* Reads back what Step._end stores in ``_result``: the (CUT, head, total) tuple. */
 static PyObject *
 get_result(StepFields *self, void *closure)
 {
@@ -298,6 +306,7 @@ slot_offset(PyObject *type, const char *name)
         Py_XINCREF(var);          \
     } while (0)
 
+/* Mirrors nothing: takes the Python objects the functions above mirror or read. */
 static PyObject *
 configure(PyObject *module, PyObject *args, PyObject *kwargs)
 {
@@ -378,15 +387,28 @@ typedef struct {
     vectorcallfunc vectorcall;
 } StepWrapper;
 
+/* Mirrors time.perf_counter_ns(), the clock of _step.py and _run.py: the very function
+ * the interpreter implements it with, so both paths read one clock on every platform
+ * (mach_absolute_time on macOS, QueryPerformanceCounter on Windows, CLOCK_MONOTONIC on
+ * Linux). A step's times are placed relative to its run's start, read by the Python
+ * path: another clock would shift them by whatever the two clocks drift apart. */
 static inline long long
 clock_ns(void)
 {
-    /* time.perf_counter_ns() on Linux and macOS: CLOCK_MONOTONIC, in ns. */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t;
+    if (PyTime_PerfCounter(&t) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return (long long)t;
+#else
+    return (long long)_PyTime_GetPerfCounter(); /* nanoseconds before 3.13 */
+#endif
 }
 
+/* Mirrors the count of Step.__init__ / Step._end: len() of a built-in collection,
+ * else _step._count(value). */
 static PyObject *
 count_of(PyObject *value)
 {
@@ -399,7 +421,8 @@ count_of(PyObject *value)
     return PyObject_CallOneArg(count_fn, value);
 }
 
-/* Report an error of ours (never the user's) and carry on. */
+/* Mirrors the ``except Exception as exc: internal_error(exc)`` of _step.py: report an
+ * error of ours (never the user's) and carry on. */
 static void
 swallow_error(void)
 {
@@ -421,6 +444,7 @@ swallow_error(void)
     Py_XDECREF(tb);
 }
 
+/* Mirrors Step.__init__ (xray/sdk/_step.py) for a spec without a key. */
 static StepFields *
 new_step(StepWrapper *self, PyObject *run, PyObject *parent, PyObject *const *args,
          Py_ssize_t nargs, PyObject *kwnames)
@@ -487,7 +511,8 @@ fail:
     return NULL;
 }
 
-/* client._submit(item). When that is Buffer.put of a Buffer (always, outside tests),
+/* Mirrors client._submit(item), that is Buffer.put (xray/sdk/_buffer.py). When it is
+ * Buffer.put of a Buffer (always, outside tests),
  * the usual case (room left, the sender started, the batch not yet full) is done here
  * without a Python call; anything else (a drop to count, the sender to start or wake)
  * goes through Buffer.put itself. The GIL is held throughout, so the check and the
@@ -540,7 +565,7 @@ called:
     return 0;
 }
 
-/* Everything after a successful call: Step._end(result), as _wrap_function inlines it. */
+/* Mirrors Step._end(result) (xray/sdk/_step.py): everything after a successful call. */
 static void
 end_step(StepFields *s, PyObject *result)
 {
@@ -582,6 +607,7 @@ end_step(StepFields *s, PyObject *result)
     }
 }
 
+/* Mirrors step_wrapper in _step._wrap_function: the call of a decorated function. */
 static PyObject *
 wrapper_vectorcall(StepWrapper *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -731,7 +757,7 @@ wrapper_repr(StepWrapper *self)
     return PyUnicode_FromFormat("<xray step %R>", self->fn);
 }
 
-/* Pickle (and copy) by reference, like a module-level function. */
+/* Pickle (and copy) by reference, as pickle does a module-level function. */
 static PyObject *
 wrapper_reduce(StepWrapper *self, PyObject *unused)
 {
@@ -769,6 +795,14 @@ static PyTypeObject StepWrapperType = {
 
 /* -- module ---------------------------------------------------------------------- */
 
+/* The clock of the step times, for tests: the same readings as time.perf_counter_ns(). */
+static PyObject *
+perf_counter_ns(PyObject *module, PyObject *unused)
+{
+    return PyLong_FromLongLong(clock_ns());
+}
+
+/* Mirrors _ids.new_id's prefix: takes _ids._prefix, split in two 64-bit halves. */
 static PyObject *
 set_id_prefix(PyObject *module, PyObject *prefix)
 {
@@ -796,6 +830,8 @@ set_id_prefix(PyObject *module, PyObject *prefix)
 }
 
 static PyMethodDef module_methods[] = {
+    {"perf_counter_ns", (PyCFunction)perf_counter_ns, METH_NOARGS,
+     "The clock step times are read from: time.perf_counter_ns()'s."},
     {"set_id_prefix", (PyCFunction)set_id_prefix, METH_O,
      "Take _ids._prefix (at import, and after fork in the child)."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
@@ -830,7 +866,7 @@ PyInit__speedups(void)
     }
     /* Bumped whenever what xray/sdk/_step.py expects of this module changes: a stale
      * build (an editable install not rebuilt) is then ignored instead of misused. */
-    if (PyModule_AddIntConstant(m, "INTERFACE", 2) < 0 ||
+    if (PyModule_AddIntConstant(m, "INTERFACE", 3) < 0 ||
         PyModule_AddObjectRef(m, "StepFields", (PyObject *)&StepFieldsType) < 0 ||
         PyModule_AddObjectRef(m, "StepWrapper", (PyObject *)&StepWrapperType) < 0) {
         Py_DECREF(m);

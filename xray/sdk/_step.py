@@ -9,7 +9,8 @@ When X-Ray is off the wrapper reads one attribute and calls through.
 For a plain function without ``key=`` called inside a recording run or step (the common
 case), that work is done by ``_speedups.c`` when it was built: the same steps in C, with
 the step's id, single argument, times and result head stored inline instead of as Python
-objects (about a third of the Python path's cost; ``bench/README.md``). Everything else,
+objects (a fraction of the Python path's cost; figures in ``bench/README.md``). Each of
+its functions names the one here it mirrors. Everything else,
 and every call when the extension is missing or ``XRAY_SDK_PURE_PYTHON=1`` is set, runs
 the Python code below; ``tests/sdk/test_speedups.py`` checks both record the same thing.
 
@@ -132,7 +133,7 @@ class _Spec:
 
 
 #: What this module expects of ``_speedups.c`` (its ``INTERFACE`` constant).
-_SPEEDUPS_INTERFACE = 2
+_SPEEDUPS_INTERFACE = 3
 
 
 def _load_speedups() -> Any:
@@ -635,16 +636,12 @@ class StepFactory(AsyncFromSync["Step"]):
 
 def _wrap_function(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     # The hot path. Everything it touches is a closure variable (a cell load, cheaper
-    # than a global or attribute lookup), and the end of a plain call is ``Step._end``
-    # inlined: at ~1.5 us per recorded call, every lookup and call saved is a few percent.
+    # than a global or attribute lookup).
     begin = spec.begin
     rt = runtime
     frame_get, frame_set, frame_reset = _frame_get, _frame_set, _frame_reset
-    clock = perf_counter_ns
     step_class, run_class = Step, Run
-    sized, count, auto, cut = _BUILTIN_SIZED, _count, _AUTO, CUT
     keyed = spec.key is not None
-    head = PREVIEW_ITEMS
 
     @functools.wraps(fn)
     def step_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -677,25 +674,8 @@ def _wrap_function(fn: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
             frame_reset(token)
             s._fail(exc)
             raise
-        s._t1 = clock()
         frame_reset(token)
-        try:  # Step._end(result), inlined
-            s._status = SUCCESS
-            if s._out is auto:
-                s._out = len(result) if type(result) in sized else count(result)
-            if keyed and s._args:
-                s._result = result
-                s._take_snapshot()
-            if type(result) is list and len(result) > head:
-                s._result = (cut, result[:head], len(result))
-            else:
-                s._result = result
-            run = s.run
-            run._client._submit(s)
-            if run.implicit and s.parent is None:
-                run._end(None, s._result)
-        except Exception as exc:
-            internal_error(exc)
+        s._end(result)
         return result
 
     if _speedups is None or keyed:
