@@ -4,7 +4,7 @@ Hatchling has no compiler support of its own; setuptools' ``build_ext`` does the
 compiling (the right flags for this interpreter and platform). The extension is
 optional: without a C compiler (a slim Docker image, a locked-down machine), or with
 ``XRAY_SDK_PURE_PYTHON=1`` at install time, the build warns and the package stays pure
-Python, and ``@step`` takes its Python path (same behaviour, about 2x the caller cost).
+Python, and ``@step`` takes its Python path (same behaviour, a higher caller cost).
 """
 
 from __future__ import annotations
