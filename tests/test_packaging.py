@@ -189,7 +189,7 @@ def test_xray_demo_from_the_installed_wheel_records_its_runs(
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Recorded 5 runs" in result.stdout
+    assert "Recorded 6 runs" in result.stdout
     database = tmp_path / ".xray-demo" / "xray.db"
     with contextlib.closing(sqlite3.connect(database)) as connection:
         pipelines = dict(
@@ -199,4 +199,5 @@ def test_xray_demo_from_the_installed_wheel_records_its_runs(
         "competitor-selection": 3,
         "listing-optimisation": 1,
         "product-categorisation": 1,
+        "support-answer": 1,
     }
