@@ -1,6 +1,6 @@
 """The example pipelines: standalone scripts that record real runs, and the planted bug.
 
-The demo's three pipelines ship in ``xray.demo``; ``examples/`` runs them by name and
+The demo's four pipelines ship in ``xray.demo``; ``examples/`` runs them by name and
 holds the two small instrumentation examples.
 """
 
