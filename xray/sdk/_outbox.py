@@ -167,7 +167,8 @@ class Outbox:
             if self.spool_broken and batch.body is not None:
                 self.counters.add(spool_errors=1)  # it would have gone there
             return False
-        if not spool.has_room(batch.size + 1024):
+        claim = batch.size + 1024  # the body and a generous header
+        if not spool.reserve(claim):
             self._warn(
                 "spool-full",
                 "xray: the spool %s is full (sdk.max_spool_bytes = %d); batches stay in memory",
@@ -179,6 +180,7 @@ class Outbox:
         try:
             spool.write(name, batch.header(), batch.body)
         except OSError as exc:
+            spool.release(claim)
             self._spool_paused_until = time.monotonic() + _SPOOL_RETRY_SECONDS
             self.counters.add(spool_errors=1)
             self._warn(
@@ -188,6 +190,7 @@ class Outbox:
                 exc,
             )
             return False
+        spool.release(claim)
         with self.cond:
             batch.name = name
             batch.body = None

@@ -118,6 +118,7 @@ class Spool:
         self._items: dict[str, int] = {}
         self._warned: set[str] = set()
         self._tmp_count = 0
+        self._reserved = 0  # bytes claimed by writes under way
         self.rescan()
 
     # -- accounting --------------------------------------------------------------------
@@ -165,8 +166,21 @@ class Spool:
 
     # -- writing -----------------------------------------------------------------------
 
-    def has_room(self, size: int) -> bool:
-        return self.size + size <= self.max_bytes
+    def reserve(self, size: int) -> bool:
+        """Claim ``size`` bytes of the budget for one write, or ``False`` when it is full.
+
+        Check and claim are one step, so threads spooling at once cannot overshoot the
+        budget together; ``release`` returns the claim once the write is done or failed.
+        """
+        with self._lock:
+            if sum(self._sizes.values()) + self._reserved + size > self.max_bytes:
+                return False
+            self._reserved += size
+            return True
+
+    def release(self, size: int) -> None:
+        with self._lock:
+            self._reserved -= size
 
     def write(self, name: str, header: dict[str, Any], body: bytes) -> None:
         """Write one batch atomically; raises ``OSError`` (disk full, read-only ...)."""
