@@ -52,7 +52,7 @@ class LambdaApp:
     """The API as a Lambda handler, started on the first invocation and kept started.
 
     Example:
-        >>> app = LambdaApp(APIConfig(database_url="sqlite+aiosqlite:////tmp/x.db"))
+        >>> app = LambdaApp(APIConfig(database_url="sqlite+aiosqlite:///./x.db"))
         >>> app({"version": "2.0", ...}, context)  # doctest: +SKIP
         {'statusCode': 200, ...}
     """
