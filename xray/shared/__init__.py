@@ -27,6 +27,7 @@ from xray.shared._enums import Decision, DetailLevel, RunStatus, StepStatus, Ste
 from xray.shared._wire import (
     BatchIn,
     BatchResult,
+    DecisionColumnsIn,
     DecisionIn,
     DecisionOut,
     ErrorInfo,
@@ -52,6 +53,7 @@ __all__ = [
     "ConfigNotFoundError",
     "DatabaseURL",
     "Decision",
+    "DecisionColumnsIn",
     "DecisionIn",
     "DecisionOut",
     "DetailLevel",

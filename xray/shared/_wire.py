@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError, PydanticSerializationError, to_json
 
 from xray.shared._enums import Decision, DetailLevel, RunStatus, StepType
@@ -26,6 +26,7 @@ __all__ = [
     "MAX_REASON_LENGTH",
     "BatchIn",
     "BatchResult",
+    "DecisionColumnsIn",
     "DecisionIn",
     "DecisionOut",
     "ErrorInfo",
@@ -182,6 +183,79 @@ class DecisionIn(_In):
     attributes: JSONObject = Field(default_factory=dict)
 
 
+Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
+Reason = Annotated[str, Field(max_length=MAX_REASON_LENGTH)]
+
+
+def _aligned(name: str, column: Any, length: int) -> None:
+    if type(column) is list and len(column) != length:
+        raise PydanticCustomError(
+            "column_length",
+            "{field} has {got} values for {expected} candidate keys",
+            {"field": name, "got": len(column), "expected": length},
+        )
+
+
+class DecisionColumnsIn(_In):
+    """Many decisions of one step as columns: what the SDK's bulk calls send.
+
+    ``candidate_key`` sets the length; every other field is either one value for all the
+    decisions or a list aligned with the keys. ``attributes`` maps a name to an aligned
+    list (``null`` where a decision has no such attribute); ``shared_attributes`` are on
+    every decision, and an aligned value of the same name wins over them. Stored exactly as
+    the same decisions sent one by one in ``StepIn.decisions``, after those, block by block.
+    """
+
+    candidate_key: list[Key] = Field(fail_fast=True)
+    decision: Decision | list[Decision]
+    reason: Reason | list[Reason | None] | None = None
+    score: float | list[float | None] | None = None
+    rank: int | list[int | None] | None = None
+    attributes: dict[str, list[JSONValue]] = Field(default_factory=dict)
+    shared_attributes: JSONObject = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_alignment(self) -> DecisionColumnsIn:
+        length = len(self.candidate_key)
+        for name in ("decision", "reason", "score", "rank"):
+            _aligned(name, getattr(self, name), length)
+        for name, column in self.attributes.items():
+            _aligned(f"attributes.{name}", column, length)
+        return self
+
+    def rows(self) -> list[DecisionIn]:
+        """The same decisions one by one (the slow, general form)."""
+        length = len(self.candidate_key)
+
+        def column(value: Any) -> list[Any]:
+            return value if type(value) is list else [value] * length
+
+        attributes = [dict(self.shared_attributes) for _ in range(length)]
+        for name, values in self.attributes.items():
+            for mine, value in zip(attributes, values, strict=True):
+                if value is not None:
+                    mine[name] = value
+        return [
+            DecisionIn.model_construct(
+                candidate_key=key,
+                decision=decision,
+                reason=reason,
+                score=score,
+                rank=rank,
+                attributes=attrs,
+            )
+            for key, decision, reason, score, rank, attrs in zip(
+                self.candidate_key,
+                column(self.decision),
+                column(self.reason),
+                column(self.score),
+                column(self.rank),
+                attributes,
+                strict=True,
+            )
+        ]
+
+
 class StepIn(_In):
     """A finished step with its decisions, sent once (upsert on ``id``; latest wins).
 
@@ -218,6 +292,16 @@ class StepIn(_In):
     # fail_fast: validation stops at the first invalid item of a list, so the work (and
     # the error reply) is bounded however many invalid items a body holds.
     decisions: list[DecisionIn] = Field(default_factory=list, fail_fast=True)
+    # The columnar form of many decisions; folded into ``decisions`` once validated.
+    decision_columns: list[DecisionColumnsIn] = Field(default_factory=list, fail_fast=True)
+
+    @model_validator(mode="after")
+    def _fold_columns(self) -> StepIn:
+        if self.decision_columns:
+            for block in self.decision_columns:
+                self.decisions.extend(block.rows())
+            self.decision_columns = []
+        return self
 
 
 class BatchIn(_In):
