@@ -40,7 +40,9 @@ __all__ = [
     "StepList",
     "StepOut",
     "UTCDatetime",
+    "bounded_json",
     "json_too_deep",
+    "utc_in_range",
 ]
 
 MAX_NAME_LENGTH = 200
@@ -100,7 +102,9 @@ def _is_small_flat_mapping(value: Any) -> bool:
     return True
 
 
-def _bounded_json(value: Any) -> Any:
+def bounded_json(value: Any) -> Any:
+    """``value`` when it keeps the stored-JSON rule (depth, then size); a pydantic error
+    naming the rule otherwise."""
     if value is None or type(value) in (bool, int, float) or _is_small_flat_mapping(value):
         return value
     if json_too_deep(value):
@@ -122,7 +126,8 @@ def _bounded_json(value: Any) -> Any:
     return value
 
 
-def _utc_in_range(value: datetime) -> datetime:
+def utc_in_range(value: datetime) -> datetime:
+    """``value`` when its UTC instant is inside the calendar; a pydantic error otherwise."""
     # A date at the edge of the calendar can leave it when its offset is applied
     # (0001-01-01T00:00:00+14:00); the databases store UTC, so refuse it here, by name.
     if value.tzinfo is not None:
@@ -136,9 +141,9 @@ def _utc_in_range(value: datetime) -> datetime:
     return value
 
 
-JSONValue = Annotated[Any, AfterValidator(_bounded_json)]
-JSONObject = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
-UTCDatetime = Annotated[datetime, AfterValidator(_utc_in_range)]
+JSONValue = Annotated[Any, AfterValidator(bounded_json)]
+JSONObject = Annotated[dict[str, Any], AfterValidator(bounded_json)]
+UTCDatetime = Annotated[datetime, AfterValidator(utc_in_range)]
 
 
 class _In(BaseModel):
@@ -279,7 +284,7 @@ class StepIn(_In):
     output_count: int | None = Field(None, ge=0)
     params: JSONObject = Field(default_factory=dict)
     reasoning: str | None = None
-    reason_counts: Annotated[dict[str, int], AfterValidator(_bounded_json)] = Field(
+    reason_counts: Annotated[dict[str, int], AfterValidator(bounded_json)] = Field(
         default_factory=dict
     )
     input: JSONValue = None
@@ -292,16 +297,9 @@ class StepIn(_In):
     # fail_fast: validation stops at the first invalid item of a list, so the work (and
     # the error reply) is bounded however many invalid items a body holds.
     decisions: list[DecisionIn] = Field(default_factory=list, fail_fast=True)
-    # The columnar form of many decisions; folded into ``decisions`` once validated.
+    # The columnar form of many decisions, stored after ``decisions``, block by block
+    # (the ingest service writes it column by column, never as one object per decision).
     decision_columns: list[DecisionColumnsIn] = Field(default_factory=list, fail_fast=True)
-
-    @model_validator(mode="after")
-    def _fold_columns(self) -> StepIn:
-        if self.decision_columns:
-            for block in self.decision_columns:
-                self.decisions.extend(block.rows())
-            self.decision_columns = []
-        return self
 
 
 class BatchIn(_In):

@@ -8,12 +8,20 @@ declared explicitly below.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request
 from pydantic import TypeAdapter
 
-from xray.api._payload import first_byte, load_body
+from xray.api._fast_wire import (
+    decode_batch,
+    decode_run,
+    decode_runs,
+    decode_step,
+    decode_steps,
+)
+from xray.api._payload import first_byte, load_body, load_fast
 from xray.api.deps import StateDep, write_session
 from xray.api.errors import FieldError, validation_error
 from xray.api.routes._common import errors
@@ -26,6 +34,7 @@ __all__ = ["REQUEST_MODELS", "router"]
 router = APIRouter(tags=["ingest"])
 
 T = TypeVar("T")
+F = TypeVar("F")
 
 # Models referenced by the request schemas below; _app adds them to the OpenAPI components.
 REQUEST_MODELS = (BatchIn, RunIn, StepIn)
@@ -52,18 +61,22 @@ def _body(*models: str, one_or_many: bool) -> dict[str, Any]:
 
 
 def _one_or_many(
-    body: bytes, one: TypeAdapter[T], many: TypeAdapter[list[T]], what: str
-) -> list[T]:
+    body: bytes,
+    fast: tuple[Callable[[bytes], F | None], Callable[[bytes], list[F] | None]],
+    one: TypeAdapter[T],
+    many: TypeAdapter[list[T]],
+    what: str,
+) -> Sequence[F | T]:
     # A single object's errors are named by field; a list's by item (`steps[3].type`).
     start = first_byte(body)
     if start == b"[":
-        return load_body(body, many, prefix=f"{what}s")
+        return load_fast(body, fast[1], many, prefix=f"{what}s")
     if start != b"{":
         load_body(body, _ANY)  # a 400 when the body is not JSON at all
         raise validation_error(
             [FieldError(field="body", message=f"expected a {what} object or a list of them")]
         )
-    return [load_body(body, one)]
+    return [load_fast(body, fast[0], one)]
 
 
 @router.post(
@@ -75,7 +88,7 @@ def _one_or_many(
 )
 async def post_batch(request: Request, state: StateDep) -> BatchResult:
     """Upsert runs first, then steps with their decisions; all or nothing."""
-    batch = load_body(await request.body(), _BATCH)
+    batch = load_fast(await request.body(), decode_batch, _BATCH)
     async with write_session(state) as session:
         return await ingest(session, runs=batch.runs, steps=batch.steps)
 
@@ -90,7 +103,7 @@ async def post_batch(request: Request, state: StateDep) -> BatchResult:
 async def post_runs(request: Request, state: StateDep) -> BatchResult:
     """A run's end after its start leaves one row with the final state; a finished run
     never regresses to running."""
-    runs = _one_or_many(await request.body(), _ONE_RUN, _RUN_LIST, "run")
+    runs = _one_or_many(await request.body(), (decode_run, decode_runs), _ONE_RUN, _RUN_LIST, "run")
     async with write_session(state) as session:
         return await ingest(session, runs=runs)
 
@@ -110,7 +123,7 @@ async def post_steps(
     """A re-sent step replaces its decisions as a set; a step may arrive before its run
     when it carries ``pipeline`` (a placeholder run is created)."""
     body = await request.body()
-    steps = _one_or_many(body, _ONE_STEP, _STEP_LIST, "step")
+    steps = _one_or_many(body, (decode_step, decode_steps), _ONE_STEP, _STEP_LIST, "step")
     is_list = first_byte(body) == b"["
     mismatched = [
         FieldError(

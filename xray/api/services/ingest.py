@@ -14,14 +14,20 @@ one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT`` each (column arrays, one 
 trip), decisions by ``COPY``. Rows are built once per step (the step's values shared by
 its decisions) and JSON values serialised once with orjson. SQLite goes through
 SQLAlchemy (``executemany``), serialised by the app's write lock.
+
+Runs and steps arrive as the wire models (``RunIn``, ``StepIn``) or as their msgspec
+mirrors (``xray.api._fast_wire``), read alike. A step's decisions come one by one
+(``decisions``) and as blocks of columns (``decision_columns``); blocks are read column
+by column, into the same rows, without an object per decision.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import chain, repeat
 from typing import Any, cast
 
 import asyncpg
@@ -31,10 +37,11 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from xray.api._fast_wire import DecisionColumnsFast, RunFast, StepFast
 from xray.api.db.models import DecisionRow, PipelineRow, RunRow, StepRow
 from xray.api.services._rates import rejected_rate
 from xray.api.services.errors import InvalidInputError, NotFoundError
-from xray.shared import BatchResult, RunIn, RunStatus, StepIn
+from xray.shared import BatchResult, DecisionColumnsIn, RunIn, RunStatus, StepIn
 
 __all__ = ["elimination_rate", "ingest", "recount_pipelines"]
 
@@ -44,6 +51,9 @@ _DECISIONS = cast(Table, DecisionRow.__table__)
 _PIPELINES = cast(Table, PipelineRow.__table__)
 # Stay far below both drivers' bind-parameter limits (SQLite 32766, asyncpg 32767).
 _CHUNK = 500
+
+AnyRun = RunIn | RunFast
+AnyStep = StepIn | StepFast
 
 
 def elimination_rate(input_count: int | None, output_count: int | None) -> float | None:
@@ -83,14 +93,14 @@ def _utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else _utc(value)
 
 
-def _rounds(runs: Sequence[RunIn]) -> list[list[RunIn]]:
+def _rounds(runs: Sequence[AnyRun]) -> list[list[AnyRun]]:
     """The n-th message about a run in the n-th round, each round in id order.
 
     One statement cannot update a row twice, so a start and an end in one batch apply in
     the order they were sent; id order means concurrent requests lock rows in the same
     order (no deadlock).
     """
-    rounds: list[list[RunIn]] = []
+    rounds: list[list[AnyRun]] = []
     seen: dict[uuid.UUID, int] = {}
     for run in runs:
         index = seen.get(run.id, 0)
@@ -103,19 +113,19 @@ def _rounds(runs: Sequence[RunIn]) -> list[list[RunIn]]:
     return rounds
 
 
-def _latest(steps: Sequence[tuple[int, uuid.UUID, StepIn]]) -> list[tuple[uuid.UUID, StepIn]]:
+def _latest(steps: Sequence[tuple[int, uuid.UUID, AnyStep]]) -> list[tuple[uuid.UUID, AnyStep]]:
     """A step is complete when sent: the last copy in a request wins; in id order."""
-    latest: dict[uuid.UUID, tuple[uuid.UUID, StepIn]] = {}
+    latest: dict[uuid.UUID, tuple[uuid.UUID, AnyStep]] = {}
     for _, run_id, step in steps:
         latest[step.id] = (run_id, step)
     return [latest[step_id] for step_id in sorted(latest)]
 
 
 def _placeholders(
-    steps: Sequence[tuple[int, uuid.UUID, StepIn]], known: dict[uuid.UUID, tuple[str, datetime]]
+    steps: Sequence[tuple[int, uuid.UUID, AnyStep]], known: dict[uuid.UUID, tuple[str, datetime]]
 ) -> list[tuple[uuid.UUID, str, datetime]]:
     """Runs to create for steps whose run is not stored: ``(id, pipeline, started_at)``."""
-    missing: dict[uuid.UUID, list[tuple[int, StepIn]]] = {}
+    missing: dict[uuid.UUID, list[tuple[int, AnyStep]]] = {}
     for index, run_id, step in steps:
         if run_id not in known:
             missing.setdefault(run_id, []).append((index, step))
@@ -289,6 +299,83 @@ def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[Sequence[Any]]
     return list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
 
 
+_Columns = tuple[
+    Iterable[str],
+    Iterable[str],
+    Iterable[str | None],
+    Iterable[float | None],
+    Iterable[int | None],
+    Iterable[Any],
+]
+
+
+def _column(value: Any, length: int) -> Iterable[Any]:
+    # A block's field is one value for every decision, or a list aligned with the keys.
+    return value if type(value) is list else repeat(value, length)
+
+
+def _block_attributes(
+    block: DecisionColumnsIn | DecisionColumnsFast, encode: Callable[[dict[str, Any]], Any]
+) -> Iterable[Any]:
+    """Each decision's attributes, encoded: ``shared_attributes`` under its own values."""
+    length = len(block.candidate_key)
+    shared = block.shared_attributes
+    if not block.attributes:
+        # One encoding for the whole block.
+        return repeat(encode(shared), length)
+    names = list(block.attributes)
+    encoded = []
+    for values in zip(*block.attributes.values(), strict=True):
+        mine = dict(shared)
+        for name, value in zip(names, values, strict=True):
+            if value is not None:
+                mine[name] = value
+        encoded.append(encode(mine))
+    return encoded
+
+
+def _decision_columns(step: AnyStep, encode: Callable[[dict[str, Any]], Any]) -> _Columns:
+    """A step's decisions as columns (key, decision, reason, score, rank, attributes):
+    those sent one by one, then each block of ``decision_columns``, in order."""
+    parts: list[_Columns] = []
+    decisions = step.decisions
+    if decisions:
+        parts.append(
+            (
+                [d.candidate_key for d in decisions],
+                [d.decision.value for d in decisions],
+                [d.reason for d in decisions],
+                [d.score for d in decisions],
+                [d.rank for d in decisions],
+                [encode(d.attributes) for d in decisions],
+            )
+        )
+    for block in step.decision_columns:
+        length = len(block.candidate_key)
+        kind = block.decision
+        parts.append(
+            (
+                block.candidate_key,
+                [k.value for k in kind] if isinstance(kind, list) else repeat(kind.value, length),
+                _column(block.reason, length),
+                _column(block.score, length),
+                _column(block.rank, length),
+                _block_attributes(block, encode),
+            )
+        )
+    if len(parts) == 1:
+        return parts[0]
+    columns = [chain.from_iterable(column) for column in zip(*parts, strict=True)]
+    if not columns:
+        return ((), (), (), (), (), ())
+    keys, kinds, reasons, scores, ranks, attributes = columns
+    return keys, kinds, reasons, scores, ranks, attributes
+
+
+def _plain_object(value: dict[str, Any]) -> dict[str, Any]:
+    return value
+
+
 class _PipelineCounts:
     """New runs and the latest start per pipeline in one request (``pipelines`` table)."""
 
@@ -307,7 +394,7 @@ class _PipelineCounts:
 
 async def _postgres_runs(
     conn: Any,
-    runs: Sequence[RunIn],
+    runs: Sequence[AnyRun],
     known: dict[uuid.UUID, tuple[str, datetime]],
     counts: _PipelineCounts,
 ) -> None:
@@ -339,7 +426,7 @@ async def _postgres_runs(
 
 async def _postgres_steps(
     conn: Any,
-    steps: Sequence[tuple[int, uuid.UUID, StepIn]],
+    steps: Sequence[tuple[int, uuid.UUID, AnyStep]],
     known: dict[uuid.UUID, tuple[str, datetime]],
     counts: _PipelineCounts,
 ) -> tuple[int, int]:
@@ -388,7 +475,7 @@ async def _postgres_steps(
                 step.candidates_recorded,
             )
         )
-        if step.decisions:
+        if step.decisions or step.decision_columns:
             head = (
                 step.id,
                 run_id,
@@ -399,18 +486,12 @@ async def _postgres_steps(
                 started_at,
                 run_started_at,
             )
+            keys, kinds, reasons, scores, ranks, attributes = _decision_columns(step, _object)
             decision_rows += [
-                (
-                    *head,
-                    seq,
-                    d.candidate_key,
-                    d.decision.value,
-                    d.reason,
-                    d.score,
-                    d.rank,
-                    orjson.dumps(d.attributes).decode() if d.attributes else _EMPTY_OBJECT,
+                (*head, seq, key, kind, reason, score, rank, attrs)
+                for seq, (key, kind, reason, score, rank, attrs) in enumerate(
+                    zip(keys, kinds, reasons, scores, ranks, attributes, strict=True)
                 )
-                for seq, d in enumerate(step.decisions)
             ]
     upserted = await conn.fetch(_UPSERT_STEPS, *_columns(step_rows, len(_STEP_COLUMNS)))
     # A re-sent step replaces its decisions as a set; steps are normally sent once.
@@ -425,7 +506,7 @@ async def _postgres_steps(
 
 
 async def _ingest_postgres(
-    session: AsyncSession, runs: Sequence[RunIn], steps: Sequence[tuple[int, uuid.UUID, StepIn]]
+    session: AsyncSession, runs: Sequence[AnyRun], steps: Sequence[tuple[int, uuid.UUID, AnyStep]]
 ) -> BatchResult:
     connection = await session.connection()
     raw = await connection.get_raw_connection()
@@ -454,7 +535,7 @@ async def _ingest_postgres(
 # --- SQLite: SQLAlchemy executemany ---------------------------------------------------
 
 
-def _run_row(run: RunIn, now: datetime) -> dict[str, Any]:
+def _run_row(run: AnyRun, now: datetime) -> dict[str, Any]:
     return {
         "id": run.id,
         "pipeline": run.pipeline,
@@ -472,7 +553,7 @@ def _run_row(run: RunIn, now: datetime) -> dict[str, Any]:
 
 
 async def _sqlite_runs(
-    session: AsyncSession, runs: Sequence[RunIn], counts: _PipelineCounts
+    session: AsyncSession, runs: Sequence[AnyRun], counts: _PipelineCounts
 ) -> dict[uuid.UUID, tuple[str, datetime]]:
     run_ids = list(dict.fromkeys(run.id for run in runs))
     # Ingest is serialised by the app's write lock: what exists now is what existed.
@@ -538,7 +619,7 @@ async def _sqlite_known_runs(
 
 
 def _step_row(
-    step: StepIn, run_id: uuid.UUID, pipeline: str, run_started_at: datetime
+    step: AnyStep, run_id: uuid.UUID, pipeline: str, run_started_at: datetime
 ) -> dict[str, Any]:
     return {
         "id": step.id,
@@ -572,7 +653,7 @@ def _step_row(
 
 async def _sqlite_steps(
     session: AsyncSession,
-    steps: Sequence[tuple[int, uuid.UUID, StepIn]],
+    steps: Sequence[tuple[int, uuid.UUID, AnyStep]],
     known: dict[uuid.UUID, tuple[str, datetime]],
     counts: _PipelineCounts,
 ) -> tuple[int, int]:
@@ -615,18 +696,21 @@ async def _sqlite_steps(
             "started_at": step.started_at,
             "run_started_at": run_started_at,
         }
+        keys, kinds, reasons, scores, ranks, attributes = _decision_columns(step, _plain_object)
         decision_rows += [
             head
             | {
                 "seq": seq,
-                "candidate_key": d.candidate_key,
-                "decision": d.decision.value,
-                "reason": d.reason,
-                "score": d.score,
-                "rank": d.rank,
-                "attributes": d.attributes,
+                "candidate_key": key,
+                "decision": kind,
+                "reason": reason,
+                "score": score,
+                "rank": rank,
+                "attributes": attrs,
             }
-            for seq, d in enumerate(step.decisions)
+            for seq, (key, kind, reason, score, rank, attrs) in enumerate(
+                zip(keys, kinds, reasons, scores, ranks, attributes, strict=True)
+            )
         ]
     # A re-sent step replaces its decisions as a set. Ingest is serialised by the app's
     # write lock, so looking up which steps exist is race-free.
@@ -700,8 +784,8 @@ async def recount_pipelines(session: AsyncSession) -> None:
 async def ingest(
     session: AsyncSession,
     *,
-    runs: Sequence[RunIn] = (),
-    steps: Sequence[StepIn] = (),
+    runs: Sequence[AnyRun] = (),
+    steps: Sequence[AnyStep] = (),
     run_id: uuid.UUID | None = None,
 ) -> BatchResult:
     """Write runs, then steps with their decisions, in the session's transaction.
@@ -713,7 +797,7 @@ async def ingest(
         >>> await ingest(session, runs=[run], steps=[step])  # doctest: +SKIP
         BatchResult(runs=1, steps=1, decisions=0)
     """
-    placed: list[tuple[int, uuid.UUID, StepIn]] = []
+    placed: list[tuple[int, uuid.UUID, AnyStep]] = []
     for index, step in enumerate(steps):
         target = run_id or step.run_id
         if target is None:
