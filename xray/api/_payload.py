@@ -144,7 +144,10 @@ def _plain(body: bytes, *, fine_times: bool = False) -> bool:
     if any(s in body for s in _SUSPECT):
         return False
     digits = body.translate(_DIGITS, b"+")
-    if b"0" * 19 in digits or (fine_times and _LONG_FRACTION in digits):
+    if b"0" * 19 in digits:
+        return False
+    # Without deleting "+": a UTC offset must not run into the fraction before it.
+    if fine_times and _LONG_FRACTION in body.translate(_DIGITS):
         return False
     # A number with a 3+ digit exponent is followed by a delimiter; hex in UUIDs is not.
     at = digits.find(b"e000")

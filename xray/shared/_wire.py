@@ -13,8 +13,22 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from pydantic_core import PydanticCustomError, PydanticSerializationError, to_json
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import (
+    InitErrorDetails,
+    PydanticCustomError,
+    PydanticSerializationError,
+    to_json,
+)
 
 from xray.shared._enums import Decision, DetailLevel, RunStatus, StepType
 
@@ -192,13 +206,33 @@ Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
 Reason = Annotated[str, Field(max_length=MAX_REASON_LENGTH)]
 
 
-def _aligned(name: str, column: Any, length: int) -> None:
-    if type(column) is list and len(column) != length:
-        raise PydanticCustomError(
-            "column_length",
-            "{field} has {got} values for {expected} candidate keys",
-            {"field": name, "got": len(column), "expected": length},
-        )
+def _one_or_aligned(one: Any, item: Any) -> WrapValidator:
+    """Validate one value, or a list of ``item`` (fail-fast), naming a bad list item by
+    its index (``reason[17]``) rather than by the union's member."""
+    single: TypeAdapter[Any] = TypeAdapter(one)
+    many: TypeAdapter[Any] = TypeAdapter(Annotated[list[item], Field(fail_fast=True)])
+
+    def validate(value: Any, _handler: Any) -> Any:
+        return (many if type(value) is list else single).validate_python(value)
+
+    return WrapValidator(validate)
+
+
+def _misaligned(loc: tuple[str, ...], got: int, expected: int) -> ValidationError:
+    return ValidationError.from_exception_data(
+        "DecisionColumnsIn",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "column_length",
+                    "has {got} values for {expected} candidate keys",
+                    {"got": got, "expected": expected},
+                ),
+                loc=loc,
+                input=None,
+            )
+        ],
+    )
 
 
 class DecisionColumnsIn(_In):
@@ -212,20 +246,29 @@ class DecisionColumnsIn(_In):
     """
 
     candidate_key: list[Key] = Field(fail_fast=True)
-    decision: Decision | list[Decision]
-    reason: Reason | list[Reason | None] | None = None
-    score: float | list[float | None] | None = None
-    rank: int | list[int | None] | None = None
-    attributes: dict[str, list[JSONValue]] = Field(default_factory=dict)
+    decision: Annotated[Decision | list[Decision], _one_or_aligned(Decision, Decision)]
+    reason: Annotated[
+        Reason | list[Reason | None] | None, _one_or_aligned(Reason | None, Reason | None)
+    ] = None
+    score: Annotated[
+        float | list[float | None] | None, _one_or_aligned(float | None, float | None)
+    ] = None
+    rank: Annotated[int | list[int | None] | None, _one_or_aligned(int | None, int | None)] = None
+    attributes: dict[str, Annotated[list[JSONValue], Field(fail_fast=True)]] = Field(
+        default_factory=dict
+    )
     shared_attributes: JSONObject = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_alignment(self) -> DecisionColumnsIn:
         length = len(self.candidate_key)
         for name in ("decision", "reason", "score", "rank"):
-            _aligned(name, getattr(self, name), length)
+            column = getattr(self, name)
+            if type(column) is list and len(column) != length:
+                raise _misaligned((name,), len(column), length)
         for name, column in self.attributes.items():
-            _aligned(f"attributes.{name}", column, length)
+            if len(column) != length:
+                raise _misaligned(("attributes", name), len(column), length)
         return self
 
     def rows(self) -> list[DecisionIn]:
