@@ -264,6 +264,7 @@ _UPSERT_STEPS = (
     + ", ".join(f"{c} = excluded.{c}" for c, _ in _STEP_COLUMNS if c != "id")
     + " RETURNING id, (xmax = 0)"
 )
+_STEP_NAMES = tuple(name for name, _ in _STEP_COLUMNS)
 _DELETE_DECISIONS = "DELETE FROM decisions WHERE step_id = ANY($1::uuid[])"
 # The step's values first: they are one tuple per step, prepended to each decision's.
 _DECISION_COLUMNS = (
@@ -424,6 +425,24 @@ async def _postgres_runs(
             counts.add(pipeline, started_at, inserted)
 
 
+async def _write_steps(conn: Any, step_rows: list[tuple[Any, ...]]) -> list[uuid.UUID]:
+    """Insert or update the steps; the ids of those that were stored already.
+
+    Steps are normally sent once, so they are first COPYed (in a savepoint); a step
+    already stored makes the COPY fail on the primary key, and the same rows are then
+    upserted (``ON CONFLICT``), which tells which of them were re-sent.
+    """
+    try:
+        async with conn.transaction():
+            await conn.copy_records_to_table("steps", records=step_rows, columns=_STEP_NAMES)
+        return []
+    except asyncpg.UniqueViolationError:
+        pass
+    upserted = await conn.fetch(_UPSERT_STEPS, *_columns(step_rows, len(_STEP_COLUMNS)))
+    # A re-sent step replaces its decisions as a set.
+    return sorted(step_id for step_id, inserted in upserted if not inserted)
+
+
 async def _postgres_steps(
     conn: Any,
     steps: Sequence[tuple[int, uuid.UUID, AnyStep]],
@@ -493,9 +512,7 @@ async def _postgres_steps(
                     zip(keys, kinds, reasons, scores, ranks, attributes, strict=True)
                 )
             ]
-    upserted = await conn.fetch(_UPSERT_STEPS, *_columns(step_rows, len(_STEP_COLUMNS)))
-    # A re-sent step replaces its decisions as a set; steps are normally sent once.
-    resent = sorted(step_id for step_id, inserted in upserted if not inserted)
+    resent = await _write_steps(conn, step_rows)
     if resent:
         await conn.execute(_DELETE_DECISIONS, resent)
     if decision_rows:
