@@ -261,3 +261,21 @@ async def test_sqlite_statistics_are_gathered_at_ingest(
     with sqlite3.connect(path) as db:
         tables = {row[0] for row in db.execute("SELECT tbl FROM sqlite_stat1")}
     assert {"runs", "steps"} <= tables
+
+
+async def test_a_batch_of_a_stored_step_and_a_new_one_stores_both(
+    client: httpx.AsyncClient,
+) -> None:
+    # The stored step makes writing the new ones as fresh rows fail; both still land, and
+    # only the re-sent step's decisions are replaced.
+    r = run()
+    old = step(r["id"], name="old", decisions=[decision("a"), decision("b")])
+    await _post(client, "/batch", {"runs": [r], "steps": [old]})
+    old["decisions"] = [decision("z")]
+    new = step(r["id"], name="new", seq=1, decisions=[decision("n")])
+    result = await _post(client, "/batch", {"steps": [new, old]})
+    assert result == {"runs": 0, "steps": 2, "decisions": 2}
+    detail = (await client.get(f"/runs/{r['id']}")).json()
+    assert [s["name"] for s in detail["steps"]] == ["old", "new"]
+    assert [d["candidate_key"] for d in await _decisions(client, old["id"])] == ["z"]
+    assert [d["candidate_key"] for d in await _decisions(client, new["id"])] == ["n"]
