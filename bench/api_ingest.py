@@ -5,6 +5,7 @@ database and starts its own server on loopback):
 
     .venv/bin/python bench/api_ingest.py --shape decisions --clients 2
     .venv/bin/python bench/api_ingest.py --shape steps --clients 2 --workers 1
+    .venv/bin/python bench/api_ingest.py --shape columns --clients 2
 
 For each repeat it (1) starts ``python -m xray.api`` on a fresh database, (2) posts
 pre-built gzip'd batches from ``--clients`` processes (the SDK's transport: ``POST
@@ -41,8 +42,45 @@ import httpx
 PG = os.environ.get("XRAY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 STEP_TYPES = ["retrieval", "filter", "llm", "filter", "rank", "select"]
 REASONS = ["price_above_max", "rating_below_min", "wrong_category", "out_of_stock"]
-# Per shape: decisions per step, steps per request.
-SHAPES = {"steps": (0, 300), "decisions": (300, 10)}
+# Per shape: decisions per step, steps per request. "columns" sends the decisions of
+# "decisions" as one block of columns per step (``decision_columns``).
+SHAPES = {"steps": (0, 300), "decisions": (300, 10), "columns": (300, 10)}
+
+
+def _to_columns(step: dict[str, Any]) -> None:
+    """The step's decisions as one block of columns (the rating, the same for all, shared)."""
+    decisions = step.pop("decisions")
+    step["decision_columns"] = [
+        {
+            "candidate_key": [d["candidate_key"] for d in decisions],
+            "decision": [d["decision"] for d in decisions],
+            "reason": [d["reason"] for d in decisions],
+            "score": [d["score"] for d in decisions],
+            "rank": [d["rank"] for d in decisions],
+            "attributes": {"price": [d["attributes"]["price"] for d in decisions]},
+            "shared_attributes": {"rating": 4.1},
+        }
+    ]
+
+
+def _decisions_of(step: dict[str, Any]) -> list[dict[str, Any]]:
+    """The decisions a step's body stores, one by one."""
+    decisions = list(step.get("decisions", []))
+    for block in step.get("decision_columns", []):
+        for i, key in enumerate(block["candidate_key"]):
+            attributes = dict(block["shared_attributes"])
+            attributes |= {k: v[i] for k, v in block["attributes"].items() if v[i] is not None}
+            decisions.append(
+                {
+                    "candidate_key": key,
+                    "decision": block["decision"][i],
+                    "reason": block["reason"][i],
+                    "score": block["score"][i],
+                    "rank": block["rank"][i],
+                    "attributes": attributes,
+                }
+            )
+    return decisions
 
 
 def _runs_and_steps(
@@ -117,10 +155,13 @@ def _bodies(client: int, runs: int, shape: str) -> tuple[list[bytes], int, int]:
     batch_steps: list[dict[str, Any]] = []
     steps = decisions = 0
     for run, run_steps in _runs_and_steps(client, runs, per_step):
+        if shape == "columns":
+            for step in run_steps:
+                _to_columns(step)
         batch_runs.append(run)
         batch_steps += run_steps
         steps += len(run_steps)
-        decisions += sum(len(s["decisions"]) for s in run_steps)
+        decisions += sum(len(_decisions_of(s)) for s in run_steps)
         if len(batch_steps) >= steps_per_request:
             bodies.append(
                 gzip.compress(json.dumps({"runs": batch_runs, "steps": batch_steps}).encode(), 1)
@@ -258,7 +299,7 @@ def _rows(all_bodies: list[list[bytes]]) -> dict[str, list[tuple[Any, ...]]]:
                         s["candidates_recorded"],
                     )
                 )
-                for seq, d in enumerate(s["decisions"]):
+                for seq, d in enumerate(_decisions_of(s)):
                     decisions.append(
                         (
                             uuid.UUID(s["id"]),
@@ -404,7 +445,7 @@ def _one(args: argparse.Namespace, repeat: int) -> tuple[float, float]:
             all_bodies.append(bodies)
             steps += s
             decisions += d
-        items = decisions if args.shape == "decisions" else steps
+        items = steps if args.shape == "steps" else decisions
         # The floor before and after the API, averaged: the machine's load drifts.
         rows = _rows(all_bodies)
         floor_before = asyncio.run(_floor(dsn, rows, SHAPES[args.shape][1]))
@@ -449,7 +490,7 @@ def main() -> None:
     parser.add_argument("--profile", help="write a py-spy profile (raw, collapsed stacks) here")
     args = parser.parse_args()
     if args.runs is None:
-        args.runs = 600 if args.shape == "decisions" else 4000
+        args.runs = 4000 if args.shape == "steps" else 600
     results = [_one(args, r) for r in range(args.repeats)]
     ratios = [a / f for a, f in results]
     print(

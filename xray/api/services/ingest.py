@@ -324,15 +324,13 @@ def _block_attributes(
     if not block.attributes:
         # One encoding for the whole block.
         return repeat(encode(shared), length)
-    names = list(block.attributes)
-    encoded = []
-    for values in zip(*block.attributes.values(), strict=True):
-        mine = dict(shared)
-        for name, value in zip(names, values, strict=True):
+    # Column by column: one dict per decision, each aligned value set where not null.
+    merged = [dict(shared) for _ in range(length)] if shared else [{} for _ in range(length)]
+    for name, values in block.attributes.items():
+        for mine, value in zip(merged, values, strict=True):
             if value is not None:
                 mine[name] = value
-        encoded.append(encode(mine))
-    return encoded
+    return [encode(mine) for mine in merged]
 
 
 def _decision_columns(step: AnyStep, encode: Callable[[dict[str, Any]], Any]) -> _Columns:
