@@ -9,11 +9,12 @@
   ``run_started_at``) that the run's own upsert completes later.
 - Everything happens in the caller's transaction: a request is written whole or not at all.
 
-On PostgreSQL the writes go through the session's asyncpg connection: runs and steps as
-one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT`` each (column arrays, one round
-trip), decisions by ``COPY``. Rows are built once per step (the step's values shared by
-its decisions) and JSON values serialised once with orjson. SQLite goes through
-SQLAlchemy (``executemany``), serialised by the app's write lock.
+On PostgreSQL the writes go through the session's asyncpg connection: runs as one
+``INSERT ... SELECT FROM unnest(...) ON CONFLICT`` (column arrays, one round trip), steps
+by ``COPY`` (upserted the same way when one of them is stored already), decisions by
+``COPY``. Rows are built once per step (the step's values shared by its decisions) and
+JSON values serialised once with orjson. SQLite goes through SQLAlchemy
+(``executemany``), serialised by the app's write lock.
 
 Runs and steps arrive as the wire models (``RunIn``, ``StepIn``) or as their msgspec
 mirrors (``xray.api._fast_wire``), read alike. A step's decisions come one by one
