@@ -9,9 +9,9 @@
   ``run_started_at``) that the run's own upsert completes later.
 - Everything happens in the caller's transaction: a request is written whole or not at all.
 
-On PostgreSQL the writes go through the session's asyncpg connection: runs as one
-``INSERT ... SELECT FROM unnest(...) ON CONFLICT`` (column arrays, one round trip), steps
-by ``COPY`` (upserted the same way when one of them is stored already), decisions by
+On PostgreSQL the writes go through the session's asyncpg connection: runs and steps by
+``COPY`` when none of them is stored yet (the usual case), otherwise as one ``INSERT ...
+SELECT FROM unnest(...) ON CONFLICT`` each (column arrays, one round trip); decisions by
 ``COPY``. Rows are built once per step (the step's values shared by its decisions) and
 JSON values serialised once with orjson. SQLite goes through SQLAlchemy
 (``executemany``), serialised by the app's write lock.
@@ -228,6 +228,7 @@ _COUNT_PIPELINES = (
     "ON CONFLICT (pipeline) DO UPDATE SET run_count = old.run_count + excluded.run_count, "
     "last_started_at = greatest(old.last_started_at, excluded.last_started_at)"
 )
+_RUN_NAMES = tuple(name for name, _ in _RUN_COLUMNS)
 _KNOWN_RUNS = "SELECT id, pipeline, started_at FROM runs WHERE id = ANY($1::uuid[])"
 _STEP_COLUMNS = (
     ("id", "uuid"),
@@ -392,6 +393,21 @@ class _PipelineCounts:
         return [(p, n, last) for p, (n, last) in sorted(self.counts.items())]
 
 
+async def _copied(conn: Any, table: str, rows: list[tuple[Any, ...]], names: Sequence[str]) -> bool:
+    """Whether ``rows`` went in by ``COPY`` as new rows; ``False`` (nothing written) when
+    one of them is stored already.
+
+    Runs and steps are mostly new when they arrive, and ``COPY`` is the cheapest way in;
+    the savepoint undoes a COPY that met a stored row, which is then upserted instead.
+    """
+    try:
+        async with conn.transaction():
+            await conn.copy_records_to_table(table, records=rows, columns=names)
+    except asyncpg.UniqueViolationError:
+        return False
+    return True
+
+
 async def _postgres_runs(
     conn: Any,
     runs: Sequence[AnyRun],
@@ -399,8 +415,8 @@ async def _postgres_runs(
     counts: _PipelineCounts,
 ) -> None:
     now = datetime.now(UTC)
-    for messages in _rounds(runs):
-        rows = [
+    rounds = [
+        [
             (
                 r.id,
                 r.pipeline,
@@ -417,6 +433,15 @@ async def _postgres_runs(
             )
             for r in messages
         ]
+        for messages in _rounds(runs)
+    ]
+    # One message per run, none of them stored: the rows are the runs as sent.
+    if len(rounds) == 1 and await _copied(conn, "runs", rounds[0], _RUN_NAMES):
+        for run_id, pipeline, _, started_at, *_ in rounds[0]:
+            known[run_id] = (pipeline, started_at)
+            counts.add(pipeline, started_at, True)
+        return
+    for rows in rounds:
         for run_id, pipeline, started_at, inserted in await conn.fetch(
             _UPSERT_RUNS, *_columns(rows, len(_RUN_COLUMNS))
         ):
@@ -425,18 +450,9 @@ async def _postgres_runs(
 
 
 async def _write_steps(conn: Any, step_rows: list[tuple[Any, ...]]) -> list[uuid.UUID]:
-    """Insert or update the steps; the ids of those that were stored already.
-
-    Steps are normally sent once, so they are first COPYed (in a savepoint); a step
-    already stored makes the COPY fail on the primary key, and the same rows are then
-    upserted (``ON CONFLICT``), which tells which of them were re-sent.
-    """
-    try:
-        async with conn.transaction():
-            await conn.copy_records_to_table("steps", records=step_rows, columns=_STEP_NAMES)
+    """Insert or update the steps; the ids of those that were stored already."""
+    if await _copied(conn, "steps", step_rows, _STEP_NAMES):
         return []
-    except asyncpg.UniqueViolationError:
-        pass
     upserted = await conn.fetch(_UPSERT_STEPS, *_columns(step_rows, len(_STEP_COLUMNS)))
     # A re-sent step replaces its decisions as a set.
     return sorted(step_id for step_id, inserted in upserted if not inserted)
