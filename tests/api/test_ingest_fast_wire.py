@@ -253,6 +253,10 @@ def _bodies() -> list[bytes]:
         text.replace('"m1"', "1e400").encode(),
         text.replace('"m1"', "123456789012345678901").encode(),
         text.replace('"m1"', "NaN").encode(),
+        text.replace('"m1"', "1e-400").encode(),
+        text.replace('"m1"', "[1e308, 5e-324, -0.0, 1E+2, 12345678901234567]").encode(),
+        text.replace('"m1"', "-9223372036854775808").encode(),
+        text.replace('"m1"', '"\\ud83d\\ude00 \\u00e9 \\u0001"').encode(),
         text.replace('"m1"', '"\xff"').encode("latin-1"),
     ]
     return bodies

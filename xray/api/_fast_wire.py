@@ -149,9 +149,13 @@ class BatchFast(Struct, kw_only=True):
     steps: list[StepFast] = field(default_factory=list)
 
 
-# Seconds with more than six decimals: pydantic truncates them to microseconds, msgspec
-# rounds. Digits mapped to "0" (as ``xray.api._payload`` does to spot long numbers).
+# What msgspec would decode differently from the contract, so the body goes to pydantic:
+# NUL (the contract stores U+FFFD), integers that may not fit 64 bits (refused), and
+# seconds with more than six decimals (truncated to microseconds by pydantic, rounded by
+# msgspec). NaN, Infinity, floats out of range and lone surrogates msgspec refuses itself.
+_NUL = b"\\u0000"
 _DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_INTEGER = b"0" * 19
 _LONG_FRACTION = b":00.0000000"
 
 
@@ -226,7 +230,10 @@ _STEPS = msgspec.json.Decoder(list[StepFast])
 
 
 def _decode(decoder: msgspec.json.Decoder[T], body: bytes, check: Callable[[T], None]) -> T | None:
-    if _LONG_FRACTION in body.translate(_DIGITS):
+    if _NUL in body:
+        return None
+    digits = body.translate(_DIGITS)
+    if _LONG_INTEGER in digits or _LONG_FRACTION in digits:
         return None
     try:
         decoded = decoder.decode(body)

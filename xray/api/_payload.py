@@ -6,10 +6,10 @@ databases cannot store are caught before any write: NaN/Infinity (not JSON, and 
 storable in JSONB) are refused, integers beyond 64 bits are refused, and NUL characters
 and lone surrogates (PostgreSQL text cannot hold them) become U+FFFD.
 
-Three paths give the same answers. When a few substring searches show the body cannot
-hold any of the values above, ``load_fast`` first decodes it with the msgspec mirror of
-the wire models (``xray.api._fast_wire``), then ``load_body`` validates it straight from
-the bytes with pydantic's JSON parser. Otherwise, or when the bytes are not valid JSON,
+Three paths give the same answers. ``load_fast`` first decodes the body with the msgspec
+mirror of the wire models (``xray.api._fast_wire``, which refuses the values above), then
+``load_body`` validates it straight from the bytes with pydantic's JSON parser when a few
+substring searches show the body cannot hold any of them. Otherwise, or when the bytes are not valid JSON,
 the body goes through ``json.loads``, the cleaning walk and ``validate_python``, which
 say precisely what is wrong.
 """
@@ -197,8 +197,7 @@ def load_fast(
         >>> load_fast(b'{"runs": []}', decode_batch, TypeAdapter(BatchIn))  # doctest: +SKIP
         BatchFast(runs=[], steps=[])
     """
-    if _plain(body):
-        decoded = fast(body)
-        if decoded is not None:
-            return decoded
+    decoded = fast(body)
+    if decoded is not None:
+        return decoded
     return load_body(body, adapter, prefix=prefix)
