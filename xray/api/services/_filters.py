@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, and_, cast, exists, func, literal, not_, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 
-from xray.api.db.models import DecisionRow, RunRow, StepRow
+from xray.api.db.models import DecisionRow, RunMetadataRow, RunRow, StepRow
 from xray.shared import RunStatus, StepType
 
 __all__ = ["metadata_candidates", "metadata_filter", "run_conditions", "step_conditions"]
@@ -58,18 +58,19 @@ def _metadata_equals(dialect: str, key: str, value: str) -> ColumnElement[bool]:
                 for c in candidates
             )
         )
-    entries = func.json_each(RunRow.meta).table_valued("key", "type", "atom")
+    # SQLite: the run_metadata rows (kept at ingest), found by the (key, atom) index.
+    rows = RunMetadataRow
     matches = []
     for c in candidates:
         if isinstance(c, bool):
-            matches.append(entries.c.type == ("true" if c else "false"))
+            matches.append(rows.type == ("true" if c else "false"))
         elif c is None:
-            matches.append(entries.c.type == "null")
+            matches.append(rows.type == "null")
         elif isinstance(c, str):
-            matches.append(and_(entries.c.type == "text", entries.c.atom == c))
+            matches.append(and_(rows.type == "text", rows.atom == c))
         else:
-            matches.append(and_(entries.c.type.in_(("integer", "real")), entries.c.atom == c))
-    return exists(select(1).select_from(entries).where(entries.c.key == key, or_(*matches)))
+            matches.append(and_(rows.type.in_(("integer", "real")), rows.atom == c))
+    return RunRow.id.in_(select(rows.run_id).where(rows.key == key, or_(*matches)))
 
 
 def metadata_filter(dialect: str, key: str, value: str) -> ColumnElement[bool]:

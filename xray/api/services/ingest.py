@@ -31,8 +31,9 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xray.api.db.models import DecisionRow, PipelineRow, RunRow, StepRow
+from xray.api.db.models import DECISION_CODES, DecisionRow, PipelineRow, RunRow, StepRow
 from xray.api.services._rates import rejected_rate
+from xray.api.services._run_metadata import index_run_metadata
 from xray.api.services.errors import InvalidInputError, NotFoundError
 from xray.shared import BatchResult, RunIn, RunStatus, StepIn
 
@@ -258,12 +259,6 @@ _DELETE_DECISIONS = "DELETE FROM decisions WHERE step_id = ANY($1::uuid[])"
 # The step's values first: they are one tuple per step, prepended to each decision's.
 _DECISION_COLUMNS = (
     "step_id",
-    "run_id",
-    "pipeline",
-    "step_name",
-    "step_type",
-    "step_seq",
-    "started_at",
     "run_started_at",
     "seq",
     "candidate_key",
@@ -389,22 +384,13 @@ async def _postgres_steps(
             )
         )
         if step.decisions:
-            head = (
-                step.id,
-                run_id,
-                pipeline,
-                step.name,
-                step.type.value,
-                step.seq,
-                started_at,
-                run_started_at,
-            )
+            head = (step.id, run_started_at)
             decision_rows += [
                 (
                     *head,
                     seq,
                     d.candidate_key,
-                    d.decision.value,
+                    DECISION_CODES[d.decision.value],
                     d.reason,
                     d.score,
                     d.rank,
@@ -605,22 +591,13 @@ async def _sqlite_steps(
     for run_id, step in latest:
         pipeline, run_started_at = known[run_id]
         step_rows.append(_step_row(step, run_id, pipeline, run_started_at))
-        head = {
-            "step_id": step.id,
-            "run_id": run_id,
-            "pipeline": pipeline,
-            "step_name": step.name,
-            "step_type": step.type.value,
-            "step_seq": step.seq,
-            "started_at": step.started_at,
-            "run_started_at": run_started_at,
-        }
+        head = {"step_id": step.id, "run_started_at": run_started_at}
         decision_rows += [
             head
             | {
                 "seq": seq,
                 "candidate_key": d.candidate_key,
-                "decision": d.decision.value,
+                "decision": DECISION_CODES[d.decision.value],
                 "reason": d.reason,
                 "score": d.score,
                 "rank": d.rank,
@@ -723,6 +700,7 @@ async def ingest(
         return await _ingest_postgres(session, runs, placed)
     counts = _PipelineCounts()
     known = await _sqlite_runs(session, runs, counts) if runs else {}
+    await index_run_metadata(session, runs)
     step_count = decision_count = 0
     if placed:
         step_count, decision_count = await _sqlite_steps(session, placed, known, counts)

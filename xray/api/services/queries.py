@@ -1,8 +1,11 @@
 """The read side: every list filter of the HTTP API, keyset-paginated, in a stable order.
 
-Hot queries read one table each: steps and decisions carry copies of ``pipeline``,
-``run_id`` and start times, so filtering and ordering need no join. Every value from the
-request is a bound parameter; nothing is formatted into SQL.
+Hot queries read one table each: steps carry copies of ``pipeline`` and the run's start, so
+filtering and ordering need no join; a decision's step identity is read from ``steps`` by
+primary key. Every value from the request is a bound parameter; nothing is formatted into
+SQL. Rows are fetched as plain columns (stored JSON as text) and answered as JSON bodies
+with the fields of the ``*Out`` models (``_json_out``), with no ORM object or model per
+row.
 """
 
 from __future__ import annotations
@@ -10,31 +13,31 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+import orjson
+from fastapi import Response
+from sqlalchemy import ColumnElement, Select, Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xray.api._cursor import SortKey, after, decode_cursor, encode_cursor
-from xray.api.db.models import DecisionRow, PipelineRow, RunRow, StepRow
+from xray.api.db.models import (
+    DECISION_CODES,
+    DECISION_NAMES,
+    DecisionRow,
+    PipelineRow,
+    RunRow,
+    StepRow,
+)
 from xray.api.services._filters import (
     metadata_candidates,
     metadata_filter,
     run_conditions,
     step_conditions,
 )
+from xray.api.services._json_out import error_info, json_response, stored, stored_object
 from xray.api.services._rates import readmitted
-from xray.shared import (
-    Decision,
-    DecisionOut,
-    Page,
-    PipelineOut,
-    RunDetailOut,
-    RunOut,
-    RunStatus,
-    StepOut,
-    StepType,
-)
+from xray.shared import Decision, RunStatus, StepType
 
 __all__ = [
     "candidate_decisions",
@@ -45,11 +48,7 @@ __all__ = [
     "list_step_decisions",
     "list_steps",
     "metadata_candidates",
-    "run_out",
-    "step_out",
 ]
-
-T = TypeVar("T")
 
 _RUN_KEYS = (
     SortKey(RunRow.started_at, True, "datetime"),
@@ -62,25 +61,78 @@ _STEP_KEYS = (
 _STEP_DECISION_KEYS = (SortKey(DecisionRow.seq, False, "int"),)
 _CANDIDATE_KEYS = (
     SortKey(DecisionRow.run_started_at, True, "datetime"),
-    SortKey(DecisionRow.run_id, True, "uuid"),
-    SortKey(DecisionRow.step_seq, False, "int"),
+    SortKey(StepRow.run_id, True, "uuid"),
+    SortKey(StepRow.seq, False, "int"),
     # Steps with equal seq (OTLP spans carry none) read in the order they started.
-    SortKey(DecisionRow.started_at, False, "datetime"),
+    SortKey(StepRow.started_at, False, "datetime"),
     SortKey(DecisionRow.id, False, "int"),
 )
 
 
-def _page(
-    rows: Sequence[Any],
-    limit: int,
-    tag: str,
-    key_of: Any,
-    convert: Any,
-) -> tuple[list[Any], str | None]:
-    more = len(rows) > limit
-    rows = rows[:limit]
-    cursor = encode_cursor(tag, key_of(rows[-1])) if more and rows else None
-    return [convert(row) for row in rows], cursor
+def _text(column: Any) -> Any:
+    """A JSON column read as its text: the database's, with no decoding in the driver."""
+    return cast(column, Text).label(column.key)
+
+
+_RUN_COLUMNS = (
+    RunRow.id,
+    RunRow.pipeline,
+    RunRow.status,
+    RunRow.started_at,
+    RunRow.ended_at,
+    RunRow.duration_ms,
+    _text(RunRow.input),
+    _text(RunRow.output),
+    _text(RunRow.meta),
+    _text(RunRow.error),
+    _text(RunRow.sdk),
+)
+_STEP_COLUMNS = (
+    StepRow.id,
+    StepRow.run_id,
+    StepRow.parent_id,
+    StepRow.seq,
+    StepRow.pipeline,
+    StepRow.name,
+    StepRow.type,
+    StepRow.status,
+    StepRow.started_at,
+    StepRow.ended_at,
+    StepRow.duration_ms,
+    StepRow.input_count,
+    StepRow.output_count,
+    StepRow.elimination_rate,
+    StepRow.rejected_rate,
+    _text(StepRow.params),
+    StepRow.reasoning,
+    _text(StepRow.reason_counts),
+    _text(StepRow.input),
+    _text(StepRow.output),
+    _text(StepRow.meta),
+    _text(StepRow.error),
+    StepRow.detail,
+    StepRow.candidates_total,
+    StepRow.candidates_recorded,
+)
+# A decision's step identity, in DecisionOut's order around the decision's own columns.
+_STEP_IDENTITY = (
+    StepRow.run_id,
+    StepRow.pipeline,
+    StepRow.name,
+    StepRow.type,
+    StepRow.seq,
+    StepRow.started_at,
+)
+_DECISION_COLUMNS = (
+    DecisionRow.id,
+    DecisionRow.step_id,
+    DecisionRow.candidate_key,
+    DecisionRow.decision,
+    DecisionRow.reason,
+    DecisionRow.score,
+    DecisionRow.rank,
+    _text(DecisionRow.attributes),
+)
 
 
 def _paginate(
@@ -95,80 +147,85 @@ def _paginate(
     return query.order_by(*(k.order() for k in keys)).limit(limit + 1)
 
 
-def run_out(row: RunRow, step_count: int = 0) -> RunOut:
-    """A stored run as the API answers it."""
-    return RunOut.model_validate(_run_fields(row) | {"step_count": step_count})
+def _page(
+    items: list[dict[str, Any]], rows: Sequence[Any], limit: int, tag: str, key_of: Any
+) -> Response:
+    cursor = encode_cursor(tag, key_of(rows[limit - 1])) if len(rows) > limit else None
+    return json_response({"items": items[:limit], "next_cursor": cursor})
 
 
-def _run_fields(row: RunRow) -> dict[str, Any]:
+def _run(row: Sequence[Any], step_count: int) -> dict[str, Any]:
+    """RunOut's fields from a row of ``_RUN_COLUMNS``."""
     return {
-        "id": row.id,
-        "pipeline": row.pipeline,
-        "status": row.status,
-        "started_at": row.started_at,
-        "ended_at": row.ended_at,
-        "duration_ms": row.duration_ms,
-        "input": row.input,
-        "output": row.output,
-        "metadata": row.meta or {},
-        "error": row.error,
-        "sdk": row.sdk or {},
+        "id": row[0],
+        "pipeline": row[1],
+        "status": row[2],
+        "started_at": row[3],
+        "ended_at": row[4],
+        "duration_ms": row[5],
+        "input": stored(row[6]),
+        "output": stored(row[7]),
+        "metadata": stored_object(row[8]),
+        "error": error_info(row[9]),
+        "sdk": stored_object(row[10]),
+        "step_count": step_count,
     }
 
 
-def step_out(row: StepRow) -> StepOut:
-    """A stored step as the API answers it."""
-    return StepOut.model_validate(
-        {
-            "id": row.id,
-            "run_id": row.run_id,
-            "parent_id": row.parent_id,
-            "seq": row.seq,
-            "pipeline": row.pipeline,
-            "name": row.name,
-            "type": row.type,
-            "status": row.status,
-            "started_at": row.started_at,
-            "ended_at": row.ended_at,
-            "duration_ms": row.duration_ms,
-            "input_count": row.input_count,
-            "output_count": row.output_count,
-            "elimination_rate": row.elimination_rate,
-            "rejected_rate": row.rejected_rate,
-            "readmitted": readmitted(row.input_count, row.output_count, row.reason_counts),
-            "params": row.params or {},
-            "reasoning": row.reasoning,
-            "reason_counts": row.reason_counts or {},
-            "input": row.input,
-            "output": row.output,
-            "metadata": row.meta or {},
-            "error": row.error,
-            "detail": row.detail,
-            "candidates_total": row.candidates_total,
-            "candidates_recorded": row.candidates_recorded,
-        }
-    )
+def _step(row: Sequence[Any]) -> dict[str, Any]:
+    """StepOut's fields from a row of ``_STEP_COLUMNS``."""
+    reason_counts = row[17]
+    # readmitted needs the counts' values; the object is small and is still answered as
+    # stored.
+    counts = orjson.loads(reason_counts) if reason_counts not in (None, "{}") else None
+    return {
+        "id": row[0],
+        "run_id": row[1],
+        "parent_id": row[2],
+        "seq": row[3],
+        "pipeline": row[4],
+        "name": row[5],
+        "type": row[6],
+        "status": row[7],
+        "started_at": row[8],
+        "ended_at": row[9],
+        "duration_ms": row[10],
+        "input_count": row[11],
+        "output_count": row[12],
+        "elimination_rate": row[13],
+        "rejected_rate": row[14],
+        "readmitted": readmitted(row[11], row[12], counts),
+        "params": stored_object(row[15]),
+        "reasoning": row[16],
+        "reason_counts": stored_object(reason_counts),
+        "input": stored(row[18]),
+        "output": stored(row[19]),
+        "metadata": stored_object(row[20]),
+        "error": error_info(row[21]),
+        "detail": row[22],
+        "candidates_total": row[23],
+        "candidates_recorded": row[24],
+    }
 
 
-def _decision_out(row: DecisionRow) -> DecisionOut:
-    return DecisionOut.model_validate(
-        {
-            "id": row.id,
-            "step_id": row.step_id,
-            "run_id": row.run_id,
-            "pipeline": row.pipeline,
-            "step_name": row.step_name,
-            "step_type": row.step_type,
-            "step_seq": row.step_seq,
-            "started_at": row.started_at,
-            "candidate_key": row.candidate_key,
-            "decision": row.decision,
-            "reason": row.reason,
-            "score": row.score,
-            "rank": row.rank,
-            "attributes": row.attributes or {},
-        }
-    )
+def _decision(row: Sequence[Any], step: Sequence[Any]) -> dict[str, Any]:
+    """DecisionOut's fields from a row of ``_DECISION_COLUMNS`` and its step's identity."""
+    return {
+        "id": row[0],
+        "step_id": row[1],
+        "run_id": step[0],
+        "pipeline": step[1],
+        "step_name": step[2],
+        "step_type": step[3],
+        "step_seq": step[4],
+        "started_at": step[5],
+        "candidate_key": row[2],
+        "decision": DECISION_NAMES[row[3]],
+        "reason": row[4],
+        "score": row[5],
+        "rank": row[6],
+        "attributes": stored_object(row[7]),
+    }
 
 
 def _step_count() -> Any:
@@ -198,14 +255,15 @@ async def list_runs(
     min_rejected_rate: float | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> Page[RunOut]:
-    """Runs, newest first, filtered; ``step_*`` filters keep runs having such a step.
+) -> Response:
+    """Runs, newest first, filtered; ``step_*`` filters keep runs having such a step
+    (a ``Page[RunOut]`` body).
 
     Example:
         >>> await list_runs(session, step_type=StepType.FILTER, min_elimination_rate=0.9)  # doctest: +SKIP
     """
     dialect = session.get_bind().dialect.name
-    query = select(RunRow, _step_count().label("step_count")).where(
+    query = select(*_RUN_COLUMNS, _step_count()).where(
         *run_conditions(
             dialect,
             pipeline=pipeline,
@@ -224,31 +282,24 @@ async def list_runs(
     )
     query = _paginate(query, _RUN_KEYS, "runs", cursor, limit)
     rows = (await session.execute(query)).all()
-    items, next_cursor = _page(
-        rows,
-        limit,
-        "runs",
-        lambda r: (r[0].started_at, r[0].id),
-        lambda r: run_out(r[0], r[1]),
-    )
-    return Page[RunOut](items=items, next_cursor=next_cursor)
+    items = [_run(row, row[11]) for row in rows[:limit]]
+    return _page(items, rows, limit, "runs", lambda r: (r[3], r[0]))
 
 
-async def get_run(session: AsyncSession, *, run_id: uuid.UUID) -> RunDetailOut | None:
-    """One run with all its steps ordered by ``seq`` (then start time), or ``None``."""
-    run = await session.get(RunRow, run_id)
+async def get_run(session: AsyncSession, *, run_id: uuid.UUID) -> Response | None:
+    """One run with all its steps ordered by ``seq`` (then start time), or ``None``
+    (a ``RunDetailOut`` body)."""
+    run = (await session.execute(select(*_RUN_COLUMNS).where(RunRow.id == run_id))).first()
     if run is None:
         return None
     steps = (
-        await session.scalars(
-            select(StepRow)
+        await session.execute(
+            select(*_STEP_COLUMNS)
             .where(StepRow.run_id == run_id)
             .order_by(StepRow.seq, StepRow.started_at, StepRow.id)
         )
     ).all()
-    return RunDetailOut.model_validate(
-        _run_fields(run) | {"step_count": len(steps), "steps": [step_out(s) for s in steps]}
-    )
+    return json_response(_run(run, len(steps)) | {"steps": [_step(s) for s in steps]})
 
 
 async def list_steps(
@@ -271,13 +322,12 @@ async def list_steps(
     metadata: Sequence[tuple[str, str]] = (),
     limit: int = 50,
     cursor: str | None = None,
-) -> Page[StepOut]:
-    """Steps across every pipeline, newest first.
+) -> Response:
+    """Steps across every pipeline, newest first (a ``Page[StepOut]`` body).
 
     Example:
         >>> await list_steps(session, type=StepType.FILTER, min_elimination_rate=0.9)  # doctest: +SKIP
     """
-    query = select(StepRow)
     conditions: list[ColumnElement[bool]] = []
     if type is not None:
         conditions.append(StepRow.type == type.value)
@@ -310,16 +360,17 @@ async def list_steps(
     if metadata:
         runs = select(RunRow.id).where(*(metadata_filter(dialect, k, v) for k, v in metadata))
         conditions.append(StepRow.run_id.in_(runs))
-    query = _paginate(query.where(*conditions), _STEP_KEYS, "steps", cursor, limit)
-    rows = (await session.scalars(query)).all()
-    items, next_cursor = _page(rows, limit, "steps", lambda r: (r.started_at, r.id), step_out)
-    return Page[StepOut](items=items, next_cursor=next_cursor)
+    query = select(*_STEP_COLUMNS).where(*conditions)
+    query = _paginate(query, _STEP_KEYS, "steps", cursor, limit)
+    rows = (await session.execute(query)).all()
+    items = [_step(row) for row in rows[:limit]]
+    return _page(items, rows, limit, "steps", lambda r: (r[8], r[0]))
 
 
-async def get_step(session: AsyncSession, *, step_id: uuid.UUID) -> StepOut | None:
-    """One step, or ``None``."""
-    row = await session.get(StepRow, step_id)
-    return step_out(row) if row is not None else None
+async def get_step(session: AsyncSession, *, step_id: uuid.UUID) -> Response | None:
+    """One step (a ``StepOut`` body), or ``None``."""
+    row = (await session.execute(select(*_STEP_COLUMNS).where(StepRow.id == step_id))).first()
+    return json_response(_step(row)) if row is not None else None
 
 
 async def list_step_decisions(
@@ -331,22 +382,24 @@ async def list_step_decisions(
     candidate_key: str | None = None,
     limit: int = 100,
     cursor: str | None = None,
-) -> Page[DecisionOut] | None:
-    """A step's decisions in the order the SDK recorded them; ``None`` if no such step."""
-    if await session.get(StepRow, step_id) is None:
+) -> Response | None:
+    """A step's decisions in the order the SDK recorded them (a ``Page[DecisionOut]``
+    body); ``None`` if no such step."""
+    step = (await session.execute(select(*_STEP_IDENTITY).where(StepRow.id == step_id))).first()
+    if step is None:
         return None
-    query = select(DecisionRow).where(DecisionRow.step_id == step_id)
+    query = select(*_DECISION_COLUMNS, DecisionRow.seq).where(DecisionRow.step_id == step_id)
     if decision is not None:
-        query = query.where(DecisionRow.decision == decision.value)
+        query = query.where(DecisionRow.decision == DECISION_CODES[decision.value])
     if reason is not None:
         query = query.where(DecisionRow.reason == reason)
     if candidate_key is not None:
         query = query.where(DecisionRow.candidate_key == candidate_key)
     tag = f"decisions:{step_id}"
     query = _paginate(query, _STEP_DECISION_KEYS, tag, cursor, limit)
-    rows = (await session.scalars(query)).all()
-    items, next_cursor = _page(rows, limit, tag, lambda r: (r.seq,), _decision_out)
-    return Page[DecisionOut](items=items, next_cursor=next_cursor)
+    rows = (await session.execute(query)).all()
+    items = [_decision(row, step) for row in rows[:limit]]
+    return _page(items, rows, limit, tag, lambda r: (r[8],))
 
 
 async def candidate_decisions(
@@ -357,41 +410,40 @@ async def candidate_decisions(
     pipeline: str | None = None,
     limit: int = 100,
     cursor: str | None = None,
-) -> Page[DecisionOut]:
-    """Every decision about one candidate: newest run first, then by step order.
+) -> Response:
+    """Every decision about one candidate: newest run first, then by step order
+    (a ``Page[DecisionOut]`` body).
 
     Example:
         >>> await candidate_decisions(session, candidate_key="B07-laptop-stand")  # doctest: +SKIP
     """
-    query = select(DecisionRow).where(DecisionRow.candidate_key == candidate_key)
-    if run_id is not None:
-        query = query.where(DecisionRow.run_id == run_id)
-    if pipeline is not None:
-        query = query.where(DecisionRow.pipeline == pipeline)
-    query = _paginate(query, _CANDIDATE_KEYS, "candidate", cursor, limit)
-    rows = (await session.scalars(query)).all()
-    items, next_cursor = _page(
-        rows,
-        limit,
-        "candidate",
-        lambda r: (r.run_started_at, r.run_id, r.step_seq, r.started_at, r.id),
-        _decision_out,
+    query = (
+        select(*_DECISION_COLUMNS, *_STEP_IDENTITY, DecisionRow.run_started_at)
+        .join(StepRow, StepRow.id == DecisionRow.step_id)
+        .where(DecisionRow.candidate_key == candidate_key)
     )
-    return Page[DecisionOut](items=items, next_cursor=next_cursor)
+    if run_id is not None:
+        query = query.where(StepRow.run_id == run_id)
+    if pipeline is not None:
+        query = query.where(StepRow.pipeline == pipeline)
+    query = _paginate(query, _CANDIDATE_KEYS, "candidate", cursor, limit)
+    rows = (await session.execute(query)).all()
+    items = [_decision(row, row[8:14]) for row in rows[:limit]]
+    # (run_started_at, run_id, step seq, step start, id)
+    return _page(items, rows, limit, "candidate", lambda r: (r[14], r[8], r[12], r[13], r[0]))
 
 
 async def list_pipelines(
     session: AsyncSession, *, limit: int = 50, cursor: str | None = None
-) -> Page[PipelineOut]:
-    """Pipeline names with their run count and latest start, by name (counts kept at
-    ingest in the small ``pipelines`` table, so this never groups the runs)."""
+) -> Response:
+    """Pipeline names with their run count and latest start, by name (a
+    ``Page[PipelineOut]`` body; counts kept at ingest in the small ``pipelines`` table,
+    so this never groups the runs)."""
     keys = (SortKey(PipelineRow.pipeline, False, "str"),)
     query = select(PipelineRow.pipeline, PipelineRow.run_count, PipelineRow.last_started_at)
     query = _paginate(query.where(PipelineRow.run_count > 0), keys, "pipelines", cursor, limit)
     rows = (await session.execute(query)).all()
-
-    def convert(row: Any) -> PipelineOut:
-        return PipelineOut(pipeline=row[0], run_count=row[1], last_started_at=row[2])
-
-    items, next_cursor = _page(rows, limit, "pipelines", lambda r: (r[0],), convert)
-    return Page[PipelineOut](items=items, next_cursor=next_cursor)
+    items = [
+        {"pipeline": row[0], "run_count": row[1], "last_started_at": row[2]} for row in rows[:limit]
+    ]
+    return _page(items, rows, limit, "pipelines", lambda r: (r[0],))
