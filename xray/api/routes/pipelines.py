@@ -17,7 +17,5 @@ router = APIRouter(tags=["pipelines"])
 @router.get(
     "/pipelines", response_model=Page[PipelineOut], summary="Pipelines by name", responses=ERRORS
 )
-async def list_pipelines(
-    session: SessionDep, limit: Limit = 50, cursor: Cursor = None
-) -> Response:
+async def list_pipelines(session: SessionDep, limit: Limit = 50, cursor: Cursor = None) -> Response:
     return await queries.list_pipelines(session, limit=limit, cursor=cursor)

@@ -20,9 +20,16 @@ from xray.api.db._stored_json import load_stored_json
 from xray.shared import ErrorInfo
 from xray.shared._wire import MAX_JSON_DEPTH
 
-__all__ = ["EMPTY_OBJECT", "error_info", "json_response", "stored", "stored_object"]
+__all__ = ["EMPTY_OBJECT", "error_info", "json_response", "parsed", "stored", "stored_object"]
 
 EMPTY_OBJECT = orjson.Fragment(b"{}")
+
+
+def parsed(text: str) -> Any:
+    """A stored JSON value decoded, cut at the depth limit like every read path."""
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        return load_stored_json(text)
+    return orjson.loads(text)
 
 
 def stored(text: str | None) -> orjson.Fragment | None:

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
 from fastapi import Response
 from sqlalchemy import ColumnElement, Select, Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +34,7 @@ from xray.api.services._filters import (
     run_conditions,
     step_conditions,
 )
-from xray.api.services._json_out import error_info, json_response, stored, stored_object
+from xray.api.services._json_out import error_info, json_response, parsed, stored, stored_object
 from xray.api.services._rates import readmitted
 from xray.shared import Decision, RunStatus, StepType
 
@@ -177,7 +176,7 @@ def _step(row: Sequence[Any]) -> dict[str, Any]:
     reason_counts = row[17]
     # readmitted needs the counts' values; the object is small and is still answered as
     # stored.
-    counts = orjson.loads(reason_counts) if reason_counts not in (None, "{}") else None
+    counts = parsed(reason_counts) if reason_counts not in (None, "{}") else None
     return {
         "id": row[0],
         "run_id": row[1],
