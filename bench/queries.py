@@ -68,13 +68,14 @@ def _server(database_url: str) -> Iterator[str]:
 
 def _samples(url: str) -> dict[str, list[Any]]:
     """Values to query for, drawn from the data (a random sample, not the first rows)."""
-    queries = {
-        "run": "SELECT id FROM runs ORDER BY random() LIMIT 50",
-        "step": "SELECT id FROM steps WHERE run_started_at > (SELECT min(run_started_at) FROM steps) ORDER BY random() LIMIT 50",
-        "candidate": "SELECT candidate_key FROM decisions WHERE id % 997 = 0 ORDER BY random() LIMIT 50",
-        "pipeline": "SELECT pipeline FROM pipelines",
-    }  # fmt: skip
     if url.startswith("sqlite"):
+        # Rows spread over the table by id; SQLite has no TABLESAMPLE.
+        queries = {
+            "run": "SELECT id FROM runs WHERE rowid % 997 = 0 LIMIT 50",
+            "step": "SELECT id FROM steps WHERE rowid % 9973 = 0 LIMIT 50",
+            "candidate": "SELECT candidate_key FROM decisions WHERE id % 99991 = 0 LIMIT 50",
+            "pipeline": "SELECT pipeline FROM pipelines",
+        }
         db = sqlite3.connect(url.split(":///", 1)[1])
         try:
             out = {k: [r[0] for r in db.execute(q)] for k, q in queries.items()}
@@ -83,11 +84,25 @@ def _samples(url: str) -> dict[str, list[Any]]:
         out["run"] = [_uuid_text(v) for v in out["run"]]
         out["step"] = [_uuid_text(v) for v in out["step"]]
         return out
+    # Block samples: a few pages read however large the table, more while none is found.
+    tables = {"run": ("id", "runs"), "step": ("id", "steps"),
+              "candidate": ("candidate_key", "decisions")}  # fmt: skip
 
     async def fetch() -> dict[str, list[Any]]:
         conn = await asyncpg.connect(url)
         try:
-            return {k: [str(r[0]) for r in await conn.fetch(q)] for k, q in queries.items()}
+            out: dict[str, list[Any]] = {}
+            for kind, (column, table) in tables.items():
+                for percent in (0.01, 0.1, 1, 10, 100):
+                    rows = await conn.fetch(
+                        f"SELECT {column} FROM {table} "  # noqa: S608 (constants)
+                        f"TABLESAMPLE SYSTEM ({percent}) REPEATABLE (1) LIMIT 50"
+                    )
+                    if rows:
+                        break
+                out[kind] = [str(r[0]) for r in rows]
+            out["pipeline"] = [r[0] for r in await conn.fetch("SELECT pipeline FROM pipelines")]
+            return out
         finally:
             await conn.close()
 
@@ -129,8 +144,20 @@ def _endpoints(samples: dict[str, list[Any]]) -> dict[str, Callable[[random.Rand
         "GET /steps?name=": lambda rng: ("/steps", {"name": f"filter-{rng.choice([1, 3, 5, 8])}"}),
         "GET /steps?run_id=": lambda rng: ("/steps", {"run_id": run(rng)}),
         "GET /steps/{id}": lambda rng: (f"/steps/{step(rng)}", {}),
+        "GET /steps?metadata.customer= (rare)": lambda rng: (
+            "/steps",
+            {"metadata.customer": f"c{rng.randrange(10_000)}"},
+        ),
         "GET /steps/{id}/decisions": lambda rng: (f"/steps/{step(rng)}/decisions", {}),
+        "GET /steps/{id}/decisions?decision=accepted": lambda rng: (
+            f"/steps/{step(rng)}/decisions",
+            {"decision": "accepted"},
+        ),
         "GET /candidates/{key}": lambda rng: (f"/candidates/{quote(candidate(rng))}", {}),
+        "GET /candidates/{key}?pipeline=": lambda rng: (
+            f"/candidates/{quote(candidate(rng))}",
+            {"pipeline": pipeline(rng)},
+        ),
         "GET /pipelines": lambda rng: ("/pipelines", {}),
     }
 
