@@ -265,3 +265,19 @@ def test_migration_0004_keeps_every_decision_and_downgrades(dialect: str, tmp_pa
     finally:
         if dialect == "postgres":
             asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def test_openapi_still_describes_each_answer_by_its_model(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    expected = {
+        "/runs": "Page_RunOut_",
+        "/runs/{run_id}": "RunDetailOut",
+        "/steps": "Page_StepOut_",
+        "/steps/{step_id}": "StepOut",
+        "/steps/{step_id}/decisions": "Page_DecisionOut_",
+        "/candidates/{candidate_key}": "Page_DecisionOut_",
+        "/pipelines": "Page_PipelineOut_",
+    }
+    for path, model in expected.items():
+        schema = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{model}"}, path

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -38,6 +39,15 @@ def _sqlite_pragmas(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
     cursor.close()
+
+
+def _reject_closed(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    # asyncpg marks a connection closed as soon as the server ends it (restart, failover,
+    # a terminated backend): such a connection is replaced at checkout, with no round trip
+    # (a pre-ping costs three on asyncpg: BEGIN, the ping, ROLLBACK).
+    driver = record.driver_connection
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this connection")
 
 
 def _unnamed_statement() -> str:
@@ -90,8 +100,9 @@ def create_engine(
     connect_timeout: float = CONNECT_TIMEOUT_S,
     statement_timeout: float | None = STATEMENT_TIMEOUT_S,
 ) -> AsyncEngine:
-    """An async engine that re-checks pooled connections, so the server recovers by
-    itself after the database comes back.
+    """An async engine that replaces pooled connections the database closed, so the server
+    recovers by itself after the database comes back (PostgreSQL: asyncpg's own record of
+    the connection, checked at checkout; SQLite: a pre-ping).
 
     ``pooler="transaction"`` keeps no session state a transaction-mode pooler cannot
     carry; ``pool_size=0`` opens a connection per checkout (one-shot commands, serverless
@@ -102,7 +113,7 @@ def create_engine(
     """
     # Stored JSON is read through the one loader that copes with values written before
     # the depth rule existed (see _stored_json).
-    kwargs: dict[str, Any] = {"pool_pre_ping": True, "json_deserializer": load_stored_json}
+    kwargs: dict[str, Any] = {"json_deserializer": load_stored_json}
     if pool_size == 0:
         kwargs["poolclass"] = NullPool
     parsed = parse_database_url(database_url)
@@ -111,7 +122,7 @@ def create_engine(
         if url.database in (None, "", ":memory:"):
             # One shared connection, or every session would see a different empty database.
             kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
-        engine = create_async_engine(url, **kwargs)
+        engine = create_async_engine(url, pool_pre_ping=True, **kwargs)
         lock_wait = STATEMENT_TIMEOUT_S if statement_timeout is None else statement_timeout
         pragmas = functools.partial(_sqlite_pragmas, int(lock_wait * 1000))
         event.listen(engine.sync_engine, "connect", pragmas)
@@ -123,7 +134,10 @@ def create_engine(
         if pool_size:
             # Waiting for a pooled connection is bounded like opening one.
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=connect_timeout)
-    return create_async_engine(url, **kwargs)
+        engine = create_async_engine(url, **kwargs)
+        event.listen(engine.sync_engine, "checkout", _reject_closed)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 
 def create_oneshot_engine(database_url: str) -> AsyncEngine:
