@@ -10,8 +10,9 @@ row.
 
 from __future__ import annotations
 
+import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,8 +32,10 @@ from xray.api.db.models import (
 from xray.api.services._filters import (
     metadata_candidates,
     metadata_filter,
+    metadata_probe,
     run_conditions,
     step_conditions,
+    step_probe,
 )
 from xray.api.services._json_out import error_info, json_response, parsed, stored, stored_object
 from xray.api.services._rates import readmitted
@@ -143,6 +146,30 @@ async def _rows(session: AsyncSession, query: Select[*tuple[Any, ...]]) -> Seque
     else:
         connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     return (await connection.execute(query)).all()
+
+
+async def _dense_filters(
+    session: AsyncSession, probes: Mapping[str, Select[uuid.UUID] | None], limit: int
+) -> set[str]:
+    """SQLite: which filters match many runs, counted from their indexes, at most up to a
+    threshold each.
+
+    Starting from a filter's matching rows costs one row per match; walking the runs in
+    the list's order and checking each costs ``limit / density``. The two are equal at
+    ``sqrt(limit * runs)`` matches, so no count goes past that and neither form costs more
+    than about that many rows.
+    """
+    asked = {name: probe for name, probe in probes.items() if probe is not None}
+    if not asked:
+        return set()
+    runs = await _rows(session, select(func.coalesce(func.sum(PipelineRow.run_count), 0)))
+    threshold = max(1, math.isqrt((limit + 1) * int(runs[0][0])))
+    dense = set()
+    for name, probe in asked.items():
+        counted = select(func.count()).select_from(probe.limit(threshold).subquery())
+        if (await _rows(session, counted))[0][0] >= threshold:
+            dense.add(name)
+    return dense
 
 
 def _paginate(
@@ -273,9 +300,27 @@ async def list_runs(
         >>> await list_runs(session, step_type=StepType.FILTER, min_elimination_rate=0.9)  # doctest: +SKIP
     """
     dialect = session.get_bind().dialect.name
+    dense: set[str] = set()
+    if dialect == "sqlite":
+        probes: dict[str, Select[uuid.UUID] | None] = {
+            f"metadata.{k.removesuffix('!')}": metadata_probe(k, v) for k, v in metadata
+        }
+        probes["steps"] = step_probe(
+            dialect,
+            pipeline=pipeline,
+            step_type=step_type,
+            step_name=step_name,
+            min_elimination_rate=min_elimination_rate,
+            max_elimination_rate=max_elimination_rate,
+            reason=reason,
+            min_reason_rate=min_reason_rate,
+            min_rejected_rate=min_rejected_rate,
+        )
+        dense = await _dense_filters(session, probes, limit)
     query = select(*_RUN_COLUMNS, _step_count()).where(
         *run_conditions(
             dialect,
+            dense=dense,
             pipeline=pipeline,
             status=status,
             since=since,
@@ -367,8 +412,20 @@ async def list_steps(
         max_rejected_rate=max_rejected_rate,
     )
     if metadata:
-        runs = select(RunRow.id).where(*(metadata_filter(dialect, k, v) for k, v in metadata))
-        conditions.append(StepRow.run_id.in_(runs))
+        dense: set[str] = set()
+        if dialect == "sqlite":
+            probes = {f"metadata.{k.removesuffix('!')}": metadata_probe(k, v) for k, v in metadata}
+            dense = await _dense_filters(session, probes, limit)
+        conditions += [
+            metadata_filter(
+                dialect,
+                k,
+                v,
+                run_id=StepRow.__table__.c.run_id,
+                dense=f"metadata.{k.removesuffix('!')}" in dense,
+            )
+            for k, v in metadata
+        ]
     query = select(*_STEP_COLUMNS).where(*conditions)
     query = _paginate(query, _STEP_KEYS, "steps", cursor, limit)
     rows = await _rows(session, query)
