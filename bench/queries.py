@@ -196,7 +196,10 @@ async def _explain(database_url: str, path: str, params: dict[str, str]) -> list
         engine = app.state.xray.engine
 
         def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-            if statement.lstrip().upper().startswith("SELECT") and "api_keys" not in statement:
+            if (
+                statement.lstrip().upper().startswith(("SELECT", "WITH"))
+                and "api_keys" not in statement
+            ):
                 captured.append((statement, parameters))
 
         event.listen(engine.sync_engine, "before_cursor_execute", capture)

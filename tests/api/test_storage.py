@@ -281,3 +281,45 @@ async def test_openapi_still_describes_each_answer_by_its_model(client: httpx.As
     for path, model in expected.items():
         schema = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert schema == {"$ref": f"#/components/schemas/{model}"}, path
+
+
+async def test_common_and_rare_filters_answer_the_same_runs_in_order(
+    client: httpx.AsyncClient,
+) -> None:
+    # Enough runs that on SQLite "prod" (and the filter step) count as common and "dev" as
+    # rare, so both forms of each filter are taken.
+    runs = [
+        run(pipeline="dense", started=i, metadata={"env": "dev" if i % 25 == 0 else "prod"})
+        for i in range(400)
+    ]
+    steps = [
+        step(r["id"], input_count=10, output_count=0 if i % 25 == 0 else 5, started=i + 0.5)
+        for i, r in enumerate(runs)
+    ]
+    assert (await client.post("/batch", json={"runs": runs, "steps": steps})).status_code == 200
+    newest_first = runs[::-1]
+
+    async def walk(params: dict[str, str]) -> list[str]:
+        found: list[str] = []
+        cursor = None
+        while True:
+            page = (
+                await client.get("/runs", params=params | ({"cursor": cursor} if cursor else {}))
+            ).json()
+            found += [item["id"] for item in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return found
+
+    prod = [r["id"] for r in newest_first if r["metadata"]["env"] == "prod"]
+    dev = [r["id"] for r in newest_first if r["metadata"]["env"] == "dev"]
+    assert await walk({"metadata.env": "prod"}) == prod
+    assert await walk({"metadata.env": "dev"}) == dev
+    assert await walk({"metadata.env!": "prod"}) == dev
+    assert await walk({"metadata.env!": "dev"}) == prod
+    assert await walk({"min_elimination_rate": "0.4"}) == [r["id"] for r in newest_first]
+    assert await walk({"min_elimination_rate": "0.9"}) == dev
+    steps_of_dev = (await client.get("/steps", params={"metadata.env": "dev"})).json()["items"]
+    assert [s["run_id"] for s in steps_of_dev] == dev
+    steps_of_prod = (await client.get("/steps", params={"metadata.env": "prod"})).json()["items"]
+    assert [s["run_id"] for s in steps_of_prod] == prod[:50]

@@ -162,14 +162,20 @@ async def _dense_filters(
     asked = {name: probe for name, probe in probes.items() if probe is not None}
     if not asked:
         return set()
-    runs = await _rows(session, select(func.coalesce(func.sum(PipelineRow.run_count), 0)))
-    threshold = max(1, math.isqrt((limit + 1) * int(runs[0][0])))
+    threshold = await _threshold(session, limit)
     dense = set()
     for name, probe in asked.items():
         counted = select(func.count()).select_from(probe.limit(threshold).subquery())
         if (await _rows(session, counted))[0][0] >= threshold:
             dense.add(name)
     return dense
+
+
+async def _threshold(session: AsyncSession, limit: int) -> int:
+    """``sqrt((limit + 1) * runs)``: where starting from a filter's matches and walking
+    the list in order cost the same (see ``_dense_filters``)."""
+    runs = await _rows(session, select(func.coalesce(func.sum(PipelineRow.run_count), 0)))
+    return max(1, math.isqrt((limit + 1) * int(runs[0][0])))
 
 
 def _paginate(
@@ -411,23 +417,34 @@ async def list_steps(
         min_rejected_rate=min_rejected_rate,
         max_rejected_rate=max_rejected_rate,
     )
+    query = select(*_STEP_COLUMNS)
+    keys: Sequence[SortKey] = _STEP_KEYS
     if metadata:
-        dense: set[str] = set()
-        if dialect == "sqlite":
-            probes = {f"metadata.{k.removesuffix('!')}": metadata_probe(k, v) for k, v in metadata}
-            dense = await _dense_filters(session, probes, limit)
-        conditions += [
-            metadata_filter(
-                dialect,
-                k,
-                v,
-                run_id=StepRow.__table__.c.run_id,
-                dense=f"metadata.{k.removesuffix('!')}" in dense,
+        # The matching runs first, up to the threshold. Few: their steps are read by
+        # steps(run_id, seq) and sorted, fenced off as a materialised CTE so no estimate
+        # of the value's frequency can turn it into a walk of every step. Many: each step
+        # is checked while walking the steps in order.
+        matching = select(RunRow.id).where(*(metadata_filter(dialect, k, v) for k, v in metadata))
+        threshold = await _threshold(session, limit)
+        run_ids = [row[0] for row in await _rows(session, matching.limit(threshold))]
+        if len(run_ids) < threshold:
+            found = (
+                select(*_STEP_COLUMNS)
+                .where(StepRow.run_id.in_(run_ids), *conditions)
+                .cte("found")
+                .prefix_with("MATERIALIZED")
             )
-            for k, v in metadata
-        ]
-    query = select(*_STEP_COLUMNS).where(*conditions)
-    query = _paginate(query, _STEP_KEYS, "steps", cursor, limit)
+            query, conditions = select(*found.c), []
+            keys = (
+                SortKey(found.c.started_at, True, "datetime"),
+                SortKey(found.c.id, True, "uuid"),
+            )
+        else:
+            conditions += [
+                metadata_filter(dialect, k, v, run_id=StepRow.__table__.c.run_id, dense=True)
+                for k, v in metadata
+            ]
+    query = _paginate(query.where(*conditions), keys, "steps", cursor, limit)
     rows = await _rows(session, query)
     items = [_step(row) for row in rows[:limit]]
     return _page(items, rows, limit, "steps", lambda r: (r[8], r[0]))
