@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import Response
-from sqlalchemy import ColumnElement, Select, Text, cast, func, select
+from sqlalchemy import ARRAY, ColumnElement, Select, Text, Uuid, any_, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xray.api._cursor import SortKey, after, decode_cursor, encode_cursor
@@ -89,33 +89,45 @@ _RUN_COLUMNS = (
     _text(RunRow.error),
     _text(RunRow.sdk),
 )
-_STEP_COLUMNS = (
-    StepRow.id,
-    StepRow.run_id,
-    StepRow.parent_id,
-    StepRow.seq,
-    StepRow.pipeline,
-    StepRow.name,
-    StepRow.type,
-    StepRow.status,
-    StepRow.started_at,
-    StepRow.ended_at,
-    StepRow.duration_ms,
-    StepRow.input_count,
-    StepRow.output_count,
-    StepRow.elimination_rate,
-    StepRow.rejected_rate,
-    _text(StepRow.params),
-    StepRow.reasoning,
-    _text(StepRow.reason_counts),
-    _text(StepRow.input),
-    _text(StepRow.output),
-    _text(StepRow.meta),
-    _text(StepRow.error),
-    StepRow.detail,
-    StepRow.candidates_total,
-    StepRow.candidates_recorded,
+# StepOut's stored fields, in its order; the JSON ones are read as text.
+_STEP_FIELDS = (
+    "id",
+    "run_id",
+    "parent_id",
+    "seq",
+    "pipeline",
+    "name",
+    "type",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "input_count",
+    "output_count",
+    "elimination_rate",
+    "rejected_rate",
+    "params",
+    "reasoning",
+    "reason_counts",
+    "input",
+    "output",
+    "metadata",
+    "error",
+    "detail",
+    "candidates_total",
+    "candidates_recorded",
 )
+_JSON_FIELDS = frozenset(("params", "reason_counts", "input", "output", "metadata", "error"))
+
+
+def _step_columns(columns: Any) -> tuple[Any, ...]:
+    """``_STEP_FIELDS`` from ``columns`` (the table's, or a CTE's of the same shape)."""
+    return tuple(
+        _text(columns[name]) if name in _JSON_FIELDS else columns[name] for name in _STEP_FIELDS
+    )
+
+
+_STEP_COLUMNS = _step_columns(StepRow.__table__.c)
 # A decision's step identity, in DecisionOut's order around the decision's own columns.
 _STEP_IDENTITY = (
     StepRow.run_id,
@@ -169,6 +181,16 @@ async def _dense_filters(
         if (await _rows(session, counted))[0][0] >= threshold:
             dense.add(name)
     return dense
+
+
+def _one_of(
+    dialect: str, column: ColumnElement[uuid.UUID], values: list[uuid.UUID]
+) -> ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL one array parameter, so the statement's text
+    (and the driver's prepared statement) is the same whatever the number of values."""
+    if dialect == "postgresql":
+        return column == any_(literal(values, ARRAY(Uuid())))
+    return column.in_(values)
 
 
 async def _threshold(session: AsyncSession, limit: int) -> int:
@@ -429,12 +451,14 @@ async def list_steps(
         run_ids = [row[0] for row in await _rows(session, matching.limit(threshold))]
         if len(run_ids) < threshold:
             found = (
-                select(*_STEP_COLUMNS)
-                .where(StepRow.run_id.in_(run_ids), *conditions)
+                select(StepRow.__table__)
+                .where(_one_of(dialect, StepRow.__table__.c.run_id, run_ids), *conditions)
                 .cte("found")
                 .prefix_with("MATERIALIZED")
             )
-            query, conditions = select(*found.c), []
+            # The same columns from the CTE; JSON turned into text for the page only.
+            query = select(*_step_columns(found.c))
+            conditions = []
             keys = (
                 SortKey(found.c.started_at, True, "datetime"),
                 SortKey(found.c.id, True, "uuid"),
