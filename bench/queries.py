@@ -1,12 +1,12 @@
 """p50/p95 of every query endpoint through HTTP, on a data set from bench/load_dataset.py.
 
     .venv/bin/python bench/queries.py postgresql://postgres@127.0.0.1:5432/xray_big
-    .venv/bin/python bench/queries.py sqlite:///./big.db --requests 40
+    .venv/bin/python bench/queries.py sqlite:///./big.db --requests 200
 
 Starts ``python -m xray.api`` on the database (loopback, one process), sends ``--requests``
 requests per endpoint with values sampled from the data (keep-alive, one at a time, after
 a warm-up), and prints p50/p95 in ms, with ``GET /healthz`` as the floor of the same run
-(HTTP and the server, no database). For every endpoint whose p50 is over 10 ms it
+(HTTP and the server, no database). For every endpoint over 10 ms p50 or 25 ms p95 it
 prints the EXPLAIN (ANALYZE, BUFFERS) of the SQL the endpoint ran (PostgreSQL), or the
 query plan (SQLite).
 """
