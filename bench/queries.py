@@ -5,7 +5,7 @@
 
 Starts ``python -m xray.api`` on the database (loopback, one process), sends ``--requests``
 requests per endpoint with values sampled from the data (keep-alive, one at a time, after
-a warm-up), and prints p50/p95 in ms, with ``GET /healthz`` as the floor of the same run
+a warm-up, in rounds over all endpoints), and prints p50/p95 in ms, with ``GET /healthz`` as the floor of the same run
 (HTTP and the server, no database). For every endpoint over 10 ms p50 or 25 ms p95 it
 prints the EXPLAIN (ANALYZE, BUFFERS) of the SQL the endpoint ran (PostgreSQL), or the
 query plan (SQLite).
@@ -163,24 +163,33 @@ def _endpoints(samples: dict[str, list[Any]]) -> dict[str, Callable[[random.Rand
 
 
 def _measure(
-    client: httpx.Client, make: Callable[[random.Random], Request], requests: int
-) -> tuple[float, float, Request]:
-    rng = random.Random(3)
-    for _ in range(5):  # warm-up: connections, prepared statements, caches
-        path, params = make(rng)
-        client.get(path, params=params).raise_for_status()
-    times = []
-    slowest: tuple[float, Request] = (0.0, ("", {}))
+    client: httpx.Client, endpoints: dict[str, Callable[[random.Random], Request]], requests: int
+) -> dict[str, tuple[float, float, Request]]:
+    """p50, p95 and the slowest request of each endpoint, asked in rounds (one request per
+    endpoint per round), so a burst of load on the shared machine falls on every endpoint
+    alike instead of on whichever was being measured."""
+    rngs = {name: random.Random(3) for name in endpoints}
+    for name, make in endpoints.items():
+        for _ in range(5):  # warm-up: connections, prepared statements, caches
+            path, params = make(rngs[name])
+            client.get(path, params=params).raise_for_status()
+    times: dict[str, list[float]] = {name: [] for name in endpoints}
+    slowest: dict[str, tuple[float, Request]] = {name: (0.0, ("", {})) for name in endpoints}
     for _ in range(requests):
-        path, params = make(rng)
-        started = time.perf_counter()
-        response = client.get(path, params=params)
-        elapsed = (time.perf_counter() - started) * 1000
-        response.raise_for_status()
-        times.append(elapsed)
-        slowest = max(slowest, (elapsed, (path, params)), key=lambda t: t[0])
-    times.sort()
-    return statistics.median(times), times[int(0.95 * (len(times) - 1))], slowest[1]
+        for name, make in endpoints.items():
+            path, params = make(rngs[name])
+            started = time.perf_counter()
+            response = client.get(path, params=params)
+            elapsed = (time.perf_counter() - started) * 1000
+            response.raise_for_status()
+            times[name].append(elapsed)
+            slowest[name] = max(slowest[name], (elapsed, (path, params)), key=lambda t: t[0])
+    out = {}
+    for name, measured in times.items():
+        measured.sort()
+        p95 = measured[int(0.95 * (len(measured) - 1))]
+        out[name] = (statistics.median(measured), p95, slowest[name][1])
+    return out
 
 
 async def _explain(database_url: str, path: str, params: dict[str, str]) -> list[str]:
@@ -234,10 +243,8 @@ def main() -> None:
     slow: list[tuple[str, Request]] = []
     print(f"{'endpoint':58} {'p50 ms':>8} {'p95 ms':>8}")
     with _server(database_url) as base_url, httpx.Client(base_url=base_url, timeout=60) as client:
-        for name, make in endpoints.items():
-            if args.only and args.only not in name:
-                continue
-            p50, p95, slowest = _measure(client, make, args.requests)
+        chosen = {n: m for n, m in endpoints.items() if not args.only or args.only in n}
+        for name, (p50, p95, slowest) in _measure(client, chosen, args.requests).items():
             print(f"{name:58} {p50:8.1f} {p95:8.1f}", flush=True)
             if p50 > 10 or p95 > 25:
                 slow.append((name, slowest))

@@ -11,6 +11,7 @@ row.
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -193,11 +194,21 @@ def _one_of(
     return column.in_(values)
 
 
+# The number of runs per engine, re-read at most this often: it only chooses between two
+# plans with the same answer, so a slightly stale count costs nothing but that choice.
+_RUNS_TTL_S = 60.0
+_runs_seen: dict[int, tuple[float, int]] = {}
+
+
 async def _threshold(session: AsyncSession, limit: int) -> int:
     """``sqrt((limit + 1) * runs)``: where starting from a filter's matches and walking
     the list in order cost the same (see ``_dense_filters``)."""
-    runs = await _rows(session, select(func.coalesce(func.sum(PipelineRow.run_count), 0)))
-    return max(1, math.isqrt((limit + 1) * int(runs[0][0])))
+    engine, now = id(session.bind), time.monotonic()
+    seen = _runs_seen.get(engine)
+    if seen is None or now - seen[0] > _RUNS_TTL_S:
+        total = select(func.coalesce(func.sum(PipelineRow.run_count), 0))
+        seen = _runs_seen[engine] = (now, int((await _rows(session, total))[0][0]))
+    return max(1, math.isqrt((limit + 1) * seen[1]))
 
 
 def _paginate(
