@@ -1,12 +1,12 @@
 """p50/p95 of every query endpoint through HTTP, on a data set from bench/load_dataset.py.
 
     .venv/bin/python bench/queries.py postgresql://postgres@127.0.0.1:5432/xray_big
-    .venv/bin/python bench/queries.py sqlite:///./big.db --requests 40
+    .venv/bin/python bench/queries.py sqlite:///./big.db --requests 200
 
 Starts ``python -m xray.api`` on the database (loopback, one process), sends ``--requests``
 requests per endpoint with values sampled from the data (keep-alive, one at a time, after
-a warm-up), and prints p50/p95 in ms, with ``GET /healthz`` as the floor of the same run
-(HTTP and the server, no database). For every endpoint whose p50 is over 10 ms it
+a warm-up, in rounds over all endpoints), and prints p50/p95 in ms, with ``GET /healthz`` as the floor of the same run
+(HTTP and the server, no database). For every endpoint over 10 ms p50 or 25 ms p95 it
 prints the EXPLAIN (ANALYZE, BUFFERS) of the SQL the endpoint ran (PostgreSQL), or the
 query plan (SQLite).
 """
@@ -68,13 +68,14 @@ def _server(database_url: str) -> Iterator[str]:
 
 def _samples(url: str) -> dict[str, list[Any]]:
     """Values to query for, drawn from the data (a random sample, not the first rows)."""
-    queries = {
-        "run": "SELECT id FROM runs ORDER BY random() LIMIT 50",
-        "step": "SELECT id FROM steps WHERE run_started_at > (SELECT min(run_started_at) FROM steps) ORDER BY random() LIMIT 50",
-        "candidate": "SELECT candidate_key FROM decisions WHERE id % 997 = 0 ORDER BY random() LIMIT 50",
-        "pipeline": "SELECT pipeline FROM pipelines",
-    }  # fmt: skip
     if url.startswith("sqlite"):
+        # Rows spread over the table by id; SQLite has no TABLESAMPLE.
+        queries = {
+            "run": "SELECT id FROM runs WHERE rowid % 997 = 0 LIMIT 50",
+            "step": "SELECT id FROM steps WHERE rowid % 9973 = 0 LIMIT 50",
+            "candidate": "SELECT candidate_key FROM decisions WHERE id % 99991 = 0 LIMIT 50",
+            "pipeline": "SELECT pipeline FROM pipelines",
+        }
         db = sqlite3.connect(url.split(":///", 1)[1])
         try:
             out = {k: [r[0] for r in db.execute(q)] for k, q in queries.items()}
@@ -83,11 +84,25 @@ def _samples(url: str) -> dict[str, list[Any]]:
         out["run"] = [_uuid_text(v) for v in out["run"]]
         out["step"] = [_uuid_text(v) for v in out["step"]]
         return out
+    # Block samples: a few pages read however large the table, more while none is found.
+    tables = {"run": ("id", "runs"), "step": ("id", "steps"),
+              "candidate": ("candidate_key", "decisions")}  # fmt: skip
 
     async def fetch() -> dict[str, list[Any]]:
         conn = await asyncpg.connect(url)
         try:
-            return {k: [str(r[0]) for r in await conn.fetch(q)] for k, q in queries.items()}
+            out: dict[str, list[Any]] = {}
+            for kind, (column, table) in tables.items():
+                for percent in (0.01, 0.1, 1, 10, 100):
+                    rows = await conn.fetch(
+                        f"SELECT {column} FROM {table} "  # noqa: S608 (constants)
+                        f"TABLESAMPLE SYSTEM ({percent}) REPEATABLE (1) LIMIT 50"
+                    )
+                    if rows:
+                        break
+                out[kind] = [str(r[0]) for r in rows]
+            out["pipeline"] = [r[0] for r in await conn.fetch("SELECT pipeline FROM pipelines")]
+            return out
         finally:
             await conn.close()
 
@@ -129,31 +144,52 @@ def _endpoints(samples: dict[str, list[Any]]) -> dict[str, Callable[[random.Rand
         "GET /steps?name=": lambda rng: ("/steps", {"name": f"filter-{rng.choice([1, 3, 5, 8])}"}),
         "GET /steps?run_id=": lambda rng: ("/steps", {"run_id": run(rng)}),
         "GET /steps/{id}": lambda rng: (f"/steps/{step(rng)}", {}),
+        "GET /steps?metadata.customer= (rare)": lambda rng: (
+            "/steps",
+            {"metadata.customer": f"c{rng.randrange(10_000)}"},
+        ),
         "GET /steps/{id}/decisions": lambda rng: (f"/steps/{step(rng)}/decisions", {}),
+        "GET /steps/{id}/decisions?decision=accepted": lambda rng: (
+            f"/steps/{step(rng)}/decisions",
+            {"decision": "accepted"},
+        ),
         "GET /candidates/{key}": lambda rng: (f"/candidates/{quote(candidate(rng))}", {}),
+        "GET /candidates/{key}?pipeline=": lambda rng: (
+            f"/candidates/{quote(candidate(rng))}",
+            {"pipeline": pipeline(rng)},
+        ),
         "GET /pipelines": lambda rng: ("/pipelines", {}),
     }
 
 
 def _measure(
-    client: httpx.Client, make: Callable[[random.Random], Request], requests: int
-) -> tuple[float, float, Request]:
-    rng = random.Random(3)
-    for _ in range(5):  # warm-up: connections, prepared statements, caches
-        path, params = make(rng)
-        client.get(path, params=params).raise_for_status()
-    times = []
-    slowest: tuple[float, Request] = (0.0, ("", {}))
+    client: httpx.Client, endpoints: dict[str, Callable[[random.Random], Request]], requests: int
+) -> dict[str, tuple[float, float, Request]]:
+    """p50, p95 and the slowest request of each endpoint, asked in rounds (one request per
+    endpoint per round), so a burst of load on the shared machine falls on every endpoint
+    alike instead of on whichever was being measured."""
+    rngs = {name: random.Random(3) for name in endpoints}
+    for name, make in endpoints.items():
+        for _ in range(5):  # warm-up: connections, prepared statements, caches
+            path, params = make(rngs[name])
+            client.get(path, params=params).raise_for_status()
+    times: dict[str, list[float]] = {name: [] for name in endpoints}
+    slowest: dict[str, tuple[float, Request]] = {name: (0.0, ("", {})) for name in endpoints}
     for _ in range(requests):
-        path, params = make(rng)
-        started = time.perf_counter()
-        response = client.get(path, params=params)
-        elapsed = (time.perf_counter() - started) * 1000
-        response.raise_for_status()
-        times.append(elapsed)
-        slowest = max(slowest, (elapsed, (path, params)), key=lambda t: t[0])
-    times.sort()
-    return statistics.median(times), times[int(0.95 * (len(times) - 1))], slowest[1]
+        for name, make in endpoints.items():
+            path, params = make(rngs[name])
+            started = time.perf_counter()
+            response = client.get(path, params=params)
+            elapsed = (time.perf_counter() - started) * 1000
+            response.raise_for_status()
+            times[name].append(elapsed)
+            slowest[name] = max(slowest[name], (elapsed, (path, params)), key=lambda t: t[0])
+    out = {}
+    for name, measured in times.items():
+        measured.sort()
+        p95 = measured[int(0.95 * (len(measured) - 1))]
+        out[name] = (statistics.median(measured), p95, slowest[name][1])
+    return out
 
 
 async def _explain(database_url: str, path: str, params: dict[str, str]) -> list[str]:
@@ -169,7 +205,10 @@ async def _explain(database_url: str, path: str, params: dict[str, str]) -> list
         engine = app.state.xray.engine
 
         def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-            if statement.lstrip().upper().startswith("SELECT") and "api_keys" not in statement:
+            if (
+                statement.lstrip().upper().startswith(("SELECT", "WITH"))
+                and "api_keys" not in statement
+            ):
                 captured.append((statement, parameters))
 
         event.listen(engine.sync_engine, "before_cursor_execute", capture)
@@ -204,10 +243,8 @@ def main() -> None:
     slow: list[tuple[str, Request]] = []
     print(f"{'endpoint':58} {'p50 ms':>8} {'p95 ms':>8}")
     with _server(database_url) as base_url, httpx.Client(base_url=base_url, timeout=60) as client:
-        for name, make in endpoints.items():
-            if args.only and args.only not in name:
-                continue
-            p50, p95, slowest = _measure(client, make, args.requests)
+        chosen = {n: m for n, m in endpoints.items() if not args.only or args.only in n}
+        for name, (p50, p95, slowest) in _measure(client, chosen, args.requests).items():
             print(f"{name:58} {p50:8.1f} {p95:8.1f}", flush=True)
             if p50 > 10 or p95 > 25:
                 slow.append((name, slowest))

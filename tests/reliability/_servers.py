@@ -75,7 +75,7 @@ def stored(database_url: str, pipeline: str) -> tuple[int, int, int]:
     queries = [
         "SELECT count(*) FROM runs WHERE pipeline = '{p}'",
         "SELECT count(*) FROM steps WHERE pipeline = '{p}'",
-        "SELECT count(*) FROM decisions WHERE pipeline = '{p}'",
+        "SELECT count(*) FROM decisions WHERE step_id IN (SELECT id FROM steps WHERE pipeline = '{p}')",
     ]
     sql = [q.format(p=pipeline.replace("'", "''")) for q in queries]
     if database_url.startswith("sqlite"):

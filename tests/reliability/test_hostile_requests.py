@@ -137,7 +137,8 @@ def test_every_read_path_serves_rows_stored_before_the_rule(
     )
     execute(
         db,
-        "UPDATE decisions SET attributes = $1::jsonb WHERE pipeline = $2",
+        "UPDATE decisions SET attributes = $1::jsonb "
+        "WHERE step_id IN (SELECT id FROM steps WHERE pipeline = $2)",
         json.dumps({"k": _nested(300)}),
         pipeline,
     )

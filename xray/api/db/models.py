@@ -1,10 +1,12 @@
-"""The tables: ``runs``, ``steps``, ``decisions``, ``pipelines`` and ``api_keys``.
+"""The tables: ``runs``, ``steps``, ``decisions``, ``pipelines``, ``api_keys`` (and
+``run_metadata`` on SQLite).
 
 Only ``runs`` is ever updated (start, then end). ``steps`` and ``decisions`` are written
-once per step (a re-sent step replaces its own rows), and carry copies of ``pipeline``,
-``run_id`` and the run's and step's start times, so that no hot query needs a join and the
-two big tables can later be partitioned by ``run_started_at`` (retention = dropping a
-partition). There are deliberately no foreign keys: steps may arrive before their run,
+once per step (a re-sent step replaces its own rows). ``steps`` carries copies of
+``pipeline`` and the run's start time, so no step list needs a join; ``decisions``, the
+largest table, keeps only its own values and ``run_started_at``, and reads its step's
+identity by primary key. Both can be partitioned by ``run_started_at`` (retention =
+dropping a partition). There are deliberately no foreign keys: steps may arrive before their run,
 and partitioned or columnar stores do not keep them anyway.
 
 The indexes live in the migration (``migrations/versions``), the one source of truth for
@@ -24,6 +26,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     Integer,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -33,10 +36,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "DECISION_CODES",
+    "DECISION_NAMES",
     "APIKeyRow",
     "Base",
     "DecisionRow",
     "PipelineRow",
+    "RunMetadataRow",
     "RunRow",
     "StepRow",
     "UTCDateTime",
@@ -132,27 +138,55 @@ class StepRow(Base):
     candidates_recorded: Mapped[int] = mapped_column(BigInteger)
 
 
+# The stored code of each decision (a small integer, not its name).
+DECISION_CODES: dict[str, int] = {"accepted": 1, "rejected": 2, "selected": 3, "scored": 4}
+DECISION_NAMES: dict[int, str] = {code: name for name, code in DECISION_CODES.items()}
+
+
 class DecisionRow(Base):
-    """One candidate's fate in one step; never updated (a re-sent step replaces its set)."""
+    """One candidate's fate in one step; never updated (a re-sent step replaces its set).
+
+    Only the decision's own values and ``run_started_at`` (for retention and the candidate
+    order) are stored; the step's identity is read from ``steps`` by ``step_id``. On
+    PostgreSQL the table's primary key is ``(step_id, seq)`` and ``id`` is numbered by a
+    sequence; ``id`` is the ORM's key here because it identifies a row on both databases.
+    """
 
     __tablename__ = "decisions"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    step_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    seq: Mapped[int] = mapped_column(Integer)
-    run_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    pipeline: Mapped[str] = mapped_column(String(200))
-    step_name: Mapped[str] = mapped_column(String(200))
-    step_type: Mapped[str] = mapped_column(String(16))
-    step_seq: Mapped[int] = mapped_column(BigInteger)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     run_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    candidate_key: Mapped[str] = mapped_column(String(512))
-    decision: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
     rank: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    attributes: Mapped[dict[str, Any]] = mapped_column(json_type())
+    step_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    seq: Mapped[int] = mapped_column(Integer)
+    decision: Mapped[int] = mapped_column(SmallInteger)
+    candidate_key: Mapped[str] = mapped_column(String(512))
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # JSON text on both databases: stored and answered as sent, never searched.
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON(none_as_null=True))
+
+
+class _Atom(TypeDecorator[Any]):
+    """A column with no declared type: values are bound and read as they are."""
+
+    impl = String
+    cache_ok = True
+
+
+class RunMetadataRow(Base):
+    """SQLite only: one row per run and scalar metadata value, for the metadata filter.
+
+    ``atom`` keeps the value's SQLite type (as ``json_each`` reports it), so text and
+    numbers stay apart; PostgreSQL answers the filter from its GIN index instead.
+    """
+
+    __tablename__ = "run_metadata"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    type: Mapped[str] = mapped_column(String(8))
+    atom: Mapped[Any] = mapped_column(_Atom(), nullable=True)
 
 
 class PipelineRow(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from xray.api.deps import Cursor, DecisionLimit, SessionDep
 from xray.api.routes._common import ERRORS
@@ -33,7 +33,7 @@ async def candidate_decisions(
     pipeline: Annotated[str | None, Query(max_length=MAX_NAME_LENGTH)] = None,
     limit: DecisionLimit = 100,
     cursor: Cursor = None,
-) -> Page[DecisionOut]:
+) -> Response:
     return await queries.candidate_decisions(
         session,
         candidate_key=candidate_key,

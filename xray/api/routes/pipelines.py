@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from xray.api.deps import Cursor, Limit, SessionDep
 from xray.api.routes._common import ERRORS
@@ -17,7 +17,5 @@ router = APIRouter(tags=["pipelines"])
 @router.get(
     "/pipelines", response_model=Page[PipelineOut], summary="Pipelines by name", responses=ERRORS
 )
-async def list_pipelines(
-    session: SessionDep, limit: Limit = 50, cursor: Cursor = None
-) -> Page[PipelineOut]:
+async def list_pipelines(session: SessionDep, limit: Limit = 50, cursor: Cursor = None) -> Response:
     return await queries.list_pipelines(session, limit=limit, cursor=cursor)

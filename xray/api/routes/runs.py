@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Response
 
 from xray.api.deps import Cursor, Limit, MetadataFilters, SessionDep
 from xray.api.errors import APIError
@@ -63,7 +63,7 @@ async def list_runs(
     min_rejected_rate: RejectedRate = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Page[RunOut]:
+) -> Response:
     return await queries.list_runs(
         session,
         pipeline=pipeline,
@@ -105,7 +105,7 @@ async def count_runs(
 )
 async def get_run(
     session: SessionDep, run_id: Annotated[uuid.UUID, Path(description="The run's id.")]
-) -> RunDetailOut:
+) -> Response:
     run = await queries.get_run(session, run_id=run_id)
     if run is None:
         raise APIError(404, f"run {run_id} not found")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from xray.api.deps import Cursor, DecisionLimit, Limit, MetadataFilters, SessionDep
 from xray.api.errors import APIError
@@ -62,7 +62,7 @@ async def list_steps(
     max_rejected_rate: RejectedRate = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Page[StepOut]:
+) -> Response:
     return await queries.list_steps(
         session,
         type=type,
@@ -91,7 +91,7 @@ async def list_steps(
     summary="One step",
     responses=errors(404, 422),
 )
-async def get_step(session: SessionDep, step_id: _StepId) -> StepOut:
+async def get_step(session: SessionDep, step_id: _StepId) -> Response:
     step = await queries.get_step(session, step_id=step_id)
     if step is None:
         raise APIError(404, f"step {step_id} not found")
@@ -112,7 +112,7 @@ async def list_step_decisions(
     candidate_key: Annotated[str | None, Query(max_length=512)] = None,
     limit: DecisionLimit = 100,
     cursor: Cursor = None,
-) -> Page[DecisionOut]:
+) -> Response:
     page = await queries.list_step_decisions(
         session,
         step_id=step_id,

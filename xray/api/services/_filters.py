@@ -11,17 +11,37 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+import uuid
+from collections.abc import Container, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, cast, exists, func, literal, not_, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
-from xray.api.db.models import DecisionRow, RunRow, StepRow
+from xray.api.db.models import DecisionRow, RunMetadataRow, RunRow, StepRow
 from xray.shared import RunStatus, StepType
 
-__all__ = ["metadata_candidates", "metadata_filter", "run_conditions", "step_conditions"]
+__all__ = [
+    "metadata_candidates",
+    "metadata_filter",
+    "metadata_probe",
+    "run_conditions",
+    "step_conditions",
+    "step_probe",
+]
 
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 # A stored number (a 64-bit integer or a double) is written in fewer characters than this;
@@ -48,35 +68,69 @@ def metadata_candidates(value: str) -> list[Any]:
     return candidates
 
 
-def _metadata_equals(dialect: str, key: str, value: str) -> ColumnElement[bool]:
-    candidates = metadata_candidates(value)
+def _metadata_rows(key: str, value: str) -> ColumnElement[bool]:
+    """SQLite: the ``run_metadata`` rows (kept at ingest) whose key and value match."""
+    rows = RunMetadataRow
+    matches = []
+    for c in metadata_candidates(value):
+        if isinstance(c, bool):
+            matches.append(rows.type == ("true" if c else "false"))
+        elif c is None:
+            matches.append(rows.type == "null")
+        elif isinstance(c, str):
+            matches.append(and_(rows.type == "text", rows.atom == c))
+        else:
+            matches.append(and_(rows.type.in_(("integer", "real")), rows.atom == c))
+    return and_(rows.key == key, or_(*matches))
+
+
+def _metadata_equals(
+    dialect: str, key: str, value: str, run_id: ColumnElement[uuid.UUID], dense: bool
+) -> ColumnElement[bool]:
     if dialect == "postgresql":
         # `@>` containment is what the GIN (jsonb_path_ops) index answers.
-        return or_(
+        contains = or_(
             *(
                 RunRow.meta.op("@>", is_comparison=True)(literal({key: c}, JSONB))
-                for c in candidates
+                for c in metadata_candidates(value)
             )
         )
-    entries = func.json_each(RunRow.meta).table_valued("key", "type", "atom")
-    matches = []
-    for c in candidates:
-        if isinstance(c, bool):
-            matches.append(entries.c.type == ("true" if c else "false"))
-        elif c is None:
-            matches.append(entries.c.type == "null")
-        elif isinstance(c, str):
-            matches.append(and_(entries.c.type == "text", entries.c.atom == c))
-        else:
-            matches.append(and_(entries.c.type.in_(("integer", "real")), entries.c.atom == c))
-    return exists(select(1).select_from(entries).where(entries.c.key == key, or_(*matches)))
+        if run_id is RunRow.__table__.c.id:
+            return contains
+        return run_id.in_(select(RunRow.id).where(contains))
+    rows = _metadata_rows(key, value)
+    if dense:
+        # Many runs match: walk the runs in the list's order and look each one up by the
+        # (run_id, key) primary key; the first page is found after a few rows.
+        return exists(select(1).where(RunMetadataRow.run_id == run_id, rows))
+    # Few runs match: start from them, found by the (key, atom) index.
+    return run_id.in_(select(RunMetadataRow.run_id).where(rows))
 
 
-def metadata_filter(dialect: str, key: str, value: str) -> ColumnElement[bool]:
-    """``metadata.<key>=<value>``, or its negation when ``key`` ends in ``!``."""
+def metadata_filter(
+    dialect: str,
+    key: str,
+    value: str,
+    *,
+    run_id: ColumnElement[uuid.UUID] | None = None,
+    dense: bool = False,
+) -> ColumnElement[bool]:
+    """``metadata.<key>=<value>``, or its negation when ``key`` ends in ``!``, on the run
+    ``run_id`` (``runs.id`` unless given, e.g. ``steps.run_id``).
+
+    ``dense`` (SQLite) says the value is common (``metadata_probe``): the condition is
+    then checked per run in the list's order instead of starting from the matching runs.
+    """
+    column: ColumnElement[uuid.UUID] = RunRow.__table__.c.id if run_id is None else run_id
     if key.endswith("!"):
-        return not_(_metadata_equals(dialect, key[:-1], value))
-    return _metadata_equals(dialect, key, value)
+        return not_(_metadata_equals(dialect, key[:-1], value, column, dense))
+    return _metadata_equals(dialect, key, value, column, dense)
+
+
+def metadata_probe(key: str, value: str) -> Select[uuid.UUID]:
+    """SQLite: the runs holding ``metadata.<key>=<value>`` (negated or not), from the
+    index, to count how common the value is."""
+    return select(RunMetadataRow.run_id).where(_metadata_rows(key.removesuffix("!"), value))
 
 
 def _reason_count(dialect: str, reason: str) -> ColumnElement[Any]:
@@ -118,35 +172,20 @@ def step_conditions(
     return conditions
 
 
-def run_conditions(
+def _step_filters(
     dialect: str,
     *,
-    pipeline: str | None = None,
-    status: RunStatus | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    metadata: Sequence[tuple[str, str]] = (),
-    step_type: StepType | None = None,
-    step_name: str | None = None,
-    min_elimination_rate: float | None = None,
-    max_elimination_rate: float | None = None,
-    reason: str | None = None,
-    min_reason_rate: float | None = None,
-    min_rejected_rate: float | None = None,
+    pipeline: str | None,
+    step_type: StepType | None,
+    step_name: str | None,
+    min_elimination_rate: float | None,
+    max_elimination_rate: float | None,
+    reason: str | None,
+    min_reason_rate: float | None,
+    min_rejected_rate: float | None,
 ) -> list[ColumnElement[bool]]:
-    """Conditions on ``RunRow``; ``step_*``, rate and reason filters keep runs having one
-    step that matches all of them."""
-    conditions: list[ColumnElement[bool]] = []
-    if pipeline is not None:
-        conditions.append(RunRow.pipeline == pipeline)
-    if status is not None:
-        conditions.append(RunRow.status == status.value)
-    if since is not None:
-        conditions.append(RunRow.started_at >= since)
-    if until is not None:
-        conditions.append(RunRow.started_at <= until)
-    for key, value in metadata:
-        conditions.append(metadata_filter(dialect, key, value))
+    """The conditions on one step of a run that ``run_conditions`` asks for (none: no
+    step filter)."""
     step_filters: list[ColumnElement[bool]] = []
     if step_type is not None:
         step_filters.append(StepRow.type == step_type.value)
@@ -162,8 +201,69 @@ def run_conditions(
         min_reason_rate=min_reason_rate,
         min_rejected_rate=min_rejected_rate,
     )
+    if step_filters and pipeline is not None:
+        step_filters.append(StepRow.pipeline == pipeline)
+    return step_filters
+
+
+def step_probe(dialect: str, **filters: Any) -> Select[uuid.UUID] | None:
+    """The steps matching the step filters of ``run_conditions`` (same keywords), to count
+    how common they are; ``None`` without a step filter."""
+    step_filters = _step_filters(dialect, **filters)
+    return select(StepRow.run_id).where(*step_filters) if step_filters else None
+
+
+def run_conditions(
+    dialect: str,
+    *,
+    pipeline: str | None = None,
+    status: RunStatus | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    metadata: Sequence[tuple[str, str]] = (),
+    step_type: StepType | None = None,
+    step_name: str | None = None,
+    min_elimination_rate: float | None = None,
+    max_elimination_rate: float | None = None,
+    reason: str | None = None,
+    min_reason_rate: float | None = None,
+    min_rejected_rate: float | None = None,
+    dense: Container[str] = (),
+) -> list[ColumnElement[bool]]:
+    """Conditions on ``RunRow``; ``step_*``, rate and reason filters keep runs having one
+    step that matches all of them.
+
+    ``dense`` (SQLite) names the filters many runs match (``"metadata.<key>"``,
+    ``"steps"``): those are checked per run in the list's order (a correlated
+    ``EXISTS``), the others start from their matching rows (``IN``), which is what
+    SQLite's planner does with each form.
+    """
+    conditions: list[ColumnElement[bool]] = []
+    if pipeline is not None:
+        conditions.append(RunRow.pipeline == pipeline)
+    if status is not None:
+        conditions.append(RunRow.status == status.value)
+    if since is not None:
+        conditions.append(RunRow.started_at >= since)
+    if until is not None:
+        conditions.append(RunRow.started_at <= until)
+    for key, value in metadata:
+        dense_key = f"metadata.{key.removesuffix('!')}" in dense
+        conditions.append(metadata_filter(dialect, key, value, dense=dense_key))
+    step_filters = _step_filters(
+        dialect,
+        pipeline=pipeline,
+        step_type=step_type,
+        step_name=step_name,
+        min_elimination_rate=min_elimination_rate,
+        max_elimination_rate=max_elimination_rate,
+        reason=reason,
+        min_reason_rate=min_reason_rate,
+        min_rejected_rate=min_rejected_rate,
+    )
     if step_filters:
-        if pipeline is not None:
-            step_filters.append(StepRow.pipeline == pipeline)
-        conditions.append(RunRow.id.in_(select(StepRow.run_id).where(*step_filters)))
+        if "steps" in dense:
+            conditions.append(exists(select(1).where(StepRow.run_id == RunRow.id, *step_filters)))
+        else:
+            conditions.append(RunRow.id.in_(select(StepRow.run_id).where(*step_filters)))
     return conditions

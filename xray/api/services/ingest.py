@@ -39,8 +39,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xray.api._fast_wire import DecisionColumnsFast, RunFast, StepFast
-from xray.api.db.models import DecisionRow, PipelineRow, RunRow, StepRow
+from xray.api.db.models import DECISION_CODES, DecisionRow, PipelineRow, RunRow, StepRow
 from xray.api.services._rates import rejected_rate
+from xray.api.services._run_metadata import index_run_metadata
 from xray.api.services.errors import InvalidInputError, NotFoundError
 from xray.shared import BatchResult, DecisionColumnsIn, RunIn, RunStatus, StepIn
 
@@ -271,12 +272,6 @@ _DELETE_DECISIONS = "DELETE FROM decisions WHERE step_id = ANY($1::uuid[])"
 # The step's values first: they are one tuple per step, prepended to each decision's.
 _DECISION_COLUMNS = (
     "step_id",
-    "run_id",
-    "pipeline",
-    "step_name",
-    "step_type",
-    "step_seq",
-    "started_at",
     "run_started_at",
     "seq",
     "candidate_key",
@@ -304,7 +299,7 @@ def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[Sequence[Any]]
 
 _Columns = tuple[
     Iterable[str],
-    Iterable[str],
+    Iterable[int],
     Iterable[str | None],
     Iterable[float | None],
     Iterable[int | None],
@@ -344,7 +339,7 @@ def _decision_columns(step: AnyStep, encode: Callable[[dict[str, Any]], Any]) ->
         parts.append(
             (
                 [d.candidate_key for d in decisions],
-                [d.decision.value for d in decisions],
+                [DECISION_CODES[d.decision.value] for d in decisions],
                 [d.reason for d in decisions],
                 [d.score for d in decisions],
                 [d.rank for d in decisions],
@@ -357,7 +352,9 @@ def _decision_columns(step: AnyStep, encode: Callable[[dict[str, Any]], Any]) ->
         parts.append(
             (
                 block.candidate_key,
-                [k.value for k in kind] if isinstance(kind, list) else repeat(kind.value, length),
+                [DECISION_CODES[k.value] for k in kind]
+                if isinstance(kind, list)
+                else repeat(DECISION_CODES[kind.value], length),
                 _column(block.reason, length),
                 _column(block.score, length),
                 _column(block.rank, length),
@@ -510,16 +507,7 @@ async def _postgres_steps(
             )
         )
         if step.decisions or step.decision_columns:
-            head = (
-                step.id,
-                run_id,
-                pipeline,
-                step.name,
-                step.type.value,
-                step.seq,
-                started_at,
-                run_started_at,
-            )
+            head = (step.id, run_started_at)
             keys, kinds, reasons, scores, ranks, attributes = _decision_columns(step, _object)
             decision_rows += [
                 (*head, seq, key, kind, reason, score, rank, attrs)
@@ -718,16 +706,7 @@ async def _sqlite_steps(
     for run_id, step in latest:
         pipeline, run_started_at = known[run_id]
         step_rows.append(_step_row(step, run_id, pipeline, run_started_at))
-        head = {
-            "step_id": step.id,
-            "run_id": run_id,
-            "pipeline": pipeline,
-            "step_name": step.name,
-            "step_type": step.type.value,
-            "step_seq": step.seq,
-            "started_at": step.started_at,
-            "run_started_at": run_started_at,
-        }
+        head = {"step_id": step.id, "run_started_at": run_started_at}
         keys, kinds, reasons, scores, ranks, attributes = _decision_columns(step, _plain_object)
         decision_rows += [
             head
@@ -839,6 +818,7 @@ async def ingest(
         return await _ingest_postgres(session, runs, placed)
     counts = _PipelineCounts()
     known = await _sqlite_runs(session, runs, counts) if runs else {}
+    await index_run_metadata(session, (run.id for run in runs))
     step_count = decision_count = 0
     if placed:
         step_count, decision_count = await _sqlite_steps(session, placed, known, counts)
