@@ -20,9 +20,12 @@ when it is not; explicit calls win and carry the reasons.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from operator import itemgetter
 from typing import Any
 
+from xray.sdk._columns import Block, aligned, as_list
 from xray.shared import Decision, DetailLevel
 
 __all__ = ["DecisionLog", "KeySpec", "candidate_key", "infer", "key_text"]
@@ -97,14 +100,21 @@ def _hashable(raw: Any) -> Hashable:
 
 
 class DecisionLog:
-    """The decisions of one step, held per its detail level (see the module docstring)."""
+    """The decisions of one step, held per its detail level (see the module docstring).
+
+    Per-item calls add one entry each; bulk calls add one ``Block`` each (its keys are
+    taken in the sender, by ``prepare``). ``held`` counts what is held against the cap.
+    """
 
     __slots__ = (
         "_reservoirs",
+        "blocks",
         "cap",
         "detail",
         "entries",
         "explicit_keys",
+        "finished",
+        "held",
         "overflow",
         "per_reason",
         "reason_counts",
@@ -116,12 +126,15 @@ class DecisionLog:
         self.cap = cap
         self.per_reason = per_reason
         self.total = 0
+        self.held = 0
         self.overflow = 0
         self.reason_counts: dict[str, int] = {}
         self.entries: list[Entry] = []
+        self.blocks: list[Block] = []
         # reason -> [seen, sample]; only for sampled rejections
         self._reservoirs: dict[str | None, list[Any]] = {}
         self.explicit_keys: set[Hashable] | None = set() if track_keys else None
+        self.finished = False  # prepared and inferred by the sender (see Encoder.step)
 
     def add(
         self,
@@ -147,10 +160,55 @@ class DecisionLog:
         entry: Entry = (order, raw_key, decision, reason, score, rank, attrs)
         if detail == SAMPLED and decision == REJECTED:
             self._sample(reason, entry)
-        elif len(self.entries) < self.cap:
+        elif self.held < self.cap:
+            self.held += 1
             self.entries.append(entry)
         else:
             self.overflow += 1
+
+    def add_block(self, block: Block) -> None:
+        """A bulk call's decisions (caller's thread): counted now, keys taken later."""
+        n = block.length
+        block.order = self.total
+        self.total += n
+        reason = block.reason
+        if reason is not None and block.decision == REJECTED:
+            counts = self.reason_counts
+            if aligned(reason):
+                for text, seen in Counter(as_list(reason)).items():
+                    if text is not None:
+                        counts[text] = counts.get(text, 0) + seen
+            else:
+                counts[reason] = counts.get(reason, 0) + n
+        detail = self.detail
+        if detail == SUMMARY:
+            if self.explicit_keys is not None:
+                self.blocks.append(block)  # only its keys: they win over inference
+            return
+        if detail == SAMPLED and block.decision == REJECTED:
+            block.sample = True
+        else:
+            take = min(n, max(self.cap - self.held, 0))
+            block.take = take
+            self.held += take
+            self.overflow += n - take
+        self.blocks.append(block)
+
+    def drop(self, count: int) -> None:
+        """Decisions that could not be recorded: counted in the total, never held."""
+        self.total += count
+        self.overflow += count
+
+    def prepare(self, key: KeySpec) -> None:
+        """Take the keys of the bulk calls' candidates and sample them (sender thread)."""
+        explicit = self.explicit_keys
+        for block in self.blocks:
+            if block.keys is None:
+                block.keys = block_keys(block, key)
+            if explicit is not None:
+                add_hashable(explicit, block.keys)
+            if block.sample:
+                self._sample_block(block)
 
     def add_inferred(self, raw_key: Any, decision: str, rank: int | None) -> None:
         """An inferred decision: no reason, not counted as explicit (sender thread only)."""
@@ -159,10 +217,58 @@ class DecisionLog:
         entry: Entry = (order, raw_key, decision, None, None, rank, None)
         if self.detail == SAMPLED and decision == REJECTED:
             self._sample(None, entry)
-        elif len(self.entries) < self.cap:
+        elif self.held < self.cap:
+            self.held += 1
             self.entries.append(entry)
         else:
             self.overflow += 1
+
+    def add_inferred_block(self, keys: list[Any], decision: Any, ranks: list[Any] | None) -> None:
+        """Inferred decisions as one block (sender thread only).
+
+        ``decision`` is one verb or a list aligned with ``keys``; held exactly as the same
+        decisions added one by one with ``add_inferred``.
+        """
+        n = len(keys)
+        if not n:
+            return
+        if self.detail == SUMMARY:
+            self.total += n
+            return
+        if self.detail == SAMPLED:
+            verbs = decision if type(decision) is list else [decision] * n
+            rejected = [i for i, verb in enumerate(verbs) if verb == REJECTED]
+            if rejected:
+                order = self.total
+                kept = [i for i, verb in enumerate(verbs) if verb != REJECTED]
+                self.total += len(rejected)
+                self._sample_many(
+                    None,
+                    len(rejected),
+                    lambda j: (
+                        order + rejected[j],
+                        keys[rejected[j]],
+                        REJECTED,
+                        None,
+                        None,
+                        None,
+                        None,
+                    ),
+                )
+                if not kept:
+                    return
+                keys = [keys[i] for i in kept]
+                decision = verbs[kept[0]] if type(decision) is list else decision
+                ranks = [ranks[i] for i in kept] if ranks is not None else None
+                n = len(keys)
+        block = Block(None, None, n, decision, None, None, ranks, {}, {})
+        block.keys = keys
+        block.order = self.total
+        self.total += n
+        block.take = take = min(n, max(self.cap - self.held, 0))
+        self.held += take
+        self.overflow += n - take
+        self.blocks.append(block)
 
     def _sample(self, reason: str | None, entry: Entry) -> None:
         slot = self._reservoirs.get(reason)
@@ -178,66 +284,181 @@ class DecisionLog:
             if j < self.per_reason:
                 sample[j] = entry
 
+    def _sample_block(self, block: Block) -> None:
+        keys = block.keys
+        assert keys is not None
+        order = block.order
+
+        def make(index: int) -> Entry:
+            return (
+                order + index,
+                keys[index],
+                block.decision,
+                block.value(block.reason, index),
+                block.value(block.score, index),
+                block.value(block.rank, index),
+                block.row_attrs(index),
+            )
+
+        reason = block.reason
+        if not aligned(reason):
+            self._sample_many(reason, block.length, make)
+            return
+        groups: dict[Any, list[int]] = {}
+        for index, text in enumerate(as_list(reason)):
+            group = groups.get(text)
+            if group is None:
+                groups[text] = [index]
+            else:
+                group.append(index)
+        for text, indices in groups.items():
+            self._sample_many(text, len(indices), lambda j, at=indices: make(at[j]))  # type: ignore[misc]
+
+    def _sample_many(self, reason: str | None, count: int, make: Callable[[int], Entry]) -> None:
+        """``count`` rejections through the reservoir at once: a uniform sample of all seen.
+
+        Only the rejections that end up in the sample are made into entries.
+        """
+        slot = self._reservoirs.get(reason)
+        if slot is None:
+            slot = self._reservoirs[reason] = [0, []]
+        before = slot[0]
+        seen = slot[0] = before + count
+        k = self.per_reason
+        sample: list[Entry] = slot[1]
+        if seen <= k:
+            sample.extend(make(j) for j in range(count))
+            return
+        # The sample of all seen is a uniform k-subset; those of its members among the
+        # earlier rejections are a uniform subset of the current (uniform) sample.
+        chosen = random.sample(range(seen), k)
+        fresh = sorted(i - before for i in chosen if i >= before)
+        old = random.sample(sample, k - len(fresh))
+        slot[1] = old + [make(j) for j in fresh]
+
     def recorded(self) -> list[Entry]:
-        """Every held decision in the order it was made, within the cap."""
-        entries = list(self.entries)
+        """Every held per-item decision in the order it was made, within the cap."""
+        return [p for p in self.pieces() if len(p) == 7]
+
+    def pieces(self) -> list[Entry | tuple[Block, int]]:
+        """Held entries and ``(block, rows)`` in the order they were made, within the cap."""
+        held: list[Any] = list(self.entries)
         for _seen, sample in self._reservoirs.values():
-            entries.extend(sample)
-        if len(entries) > len(self.entries):
-            entries.sort(key=lambda e: e[0])
-        return entries[: self.cap]
+            held.extend(sample)
+        held.extend(b for b in self.blocks if b.take and not b.sample)
+        if len(held) > len(self.entries):
+            held.sort(key=_order)
+        out: list[Entry | tuple[Block, int]] = []
+        room = self.cap
+        for piece in held:
+            if room <= 0:
+                break
+            if type(piece) is tuple:
+                out.append(piece)
+                room -= 1
+            else:
+                rows = min(piece.take, room)
+                out.append((piece, rows))
+                room -= rows
+        return out
 
 
-def _keys(items: Iterable[Any], key: KeySpec) -> list[tuple[Hashable, Any]]:
-    """(hashable key, raw key) of each item; dict candidates with a field key go fast."""
-    out: list[tuple[Hashable, Any]] = []
-    append = out.append
-    field = key if type(key) is str else None
-    for item in items:
-        raw = (
-            item.get(field)
-            if field is not None and type(item) is dict
-            else candidate_key(item, key)
-        )
-        kind = type(raw)
-        append((raw if kind is str or kind is int else _hashable(raw), raw))
-    return out
+def _order(piece: Any) -> int:
+    return piece[0] if type(piece) is tuple else piece.order  # type: ignore[no-any-return]
+
+
+def add_hashable(into: set[Hashable], keys: list[Any]) -> None:
+    """Add ``keys`` to ``into``, unhashable ones by their text."""
+    if set(map(type, keys)) <= {str, int}:
+        into.update(keys)
+    else:
+        into.update(map(_hashable, keys))
+
+
+def block_keys(block: Block, key: KeySpec) -> list[Any]:
+    """The raw keys of a block's candidates, each taken once with the step's ``key``."""
+    if block.items is None:
+        return as_list(block.column)
+    items = block.items
+    if type(key) is str:
+        try:
+            return list(map(itemgetter(key), items))  # dict candidates with the field
+        except Exception:  # a candidate without it, or not a mapping: one by one
+            pass
+    return [candidate_key(item, key) for item in items]
+
+
+def _keys(items: Iterable[Any], key: KeySpec) -> list[Any]:
+    """The raw key of each item; dict candidates with a field key go fast."""
+    if type(key) is str:
+        listed = items if type(items) is list or type(items) is tuple else list(items)
+        try:
+            return list(map(itemgetter(key), listed))
+        except Exception:  # a candidate without the field, or not a mapping
+            items = listed
+    return [candidate_key(item, key) for item in items]
+
+
+def _hashed(raws: list[Any]) -> list[Hashable]:
+    return raws if set(map(type, raws)) <= {str, int} else list(map(_hashable, raws))
 
 
 def infer(
     log: DecisionLog,
     key: KeySpec,
     step_type: str,
-    inputs: Iterable[Any],
-    outputs: Iterable[Any],
+    inputs: Any,
+    outputs: Any,
 ) -> None:
     """Add the decisions implied by ``outputs`` being a subset of ``inputs`` to ``log``.
 
     Does nothing when an output candidate is not among the inputs (the step transformed
-    its candidates rather than filtering them).
+    its candidates rather than filtering them). DataFrames and arrays (see ``_frames``)
+    are compared by their key columns, without a loop per row.
     """
-    kept: dict[Hashable, int] = {}
-    for index, (hashed, _raw) in enumerate(_keys(outputs, key)):
-        kept.setdefault(hashed, index)
-    seen: set[Hashable] = set()
-    candidates: list[tuple[Hashable, Any]] = []
-    for hashed, raw in _keys(inputs, key):
-        if hashed not in seen:
-            seen.add(hashed)
-            candidates.append((hashed, raw))
-    if not kept.keys() <= seen:
+    if type(inputs) is not tuple:
+        from xray.sdk import _frames  # only a DataFrame step gets here
+
+        _frames.infer(log, key, step_type, inputs, outputs)
         return
-    explicit = log.explicit_keys or set()
+    out_raw = _keys(outputs, key)
+    in_raw = _keys(inputs, key)
+    out_hashed = _hashed(out_raw)
+    in_hashed = _hashed(in_raw)
+    # The first of equal keys wins: reversed, the later ones are overwritten.
+    kept: dict[Hashable, int] = dict(
+        zip(reversed(out_hashed), range(len(out_hashed) - 1, -1, -1), strict=True)
+    )
+    if in_hashed is in_raw:
+        unique = list(dict.fromkeys(in_raw))
+        hashed = unique
+    else:
+        firsts = dict(
+            zip(reversed(in_hashed), reversed(in_raw), strict=True)
+        )  # hashed -> first raw
+        hashed = list(dict.fromkeys(in_hashed))
+        unique = [firsts[h] for h in hashed]
+    if not kept.keys() <= set(hashed):
+        return
+    explicit = log.explicit_keys
     if explicit:
-        candidates = [c for c in candidates if c[0] not in explicit]
+        keep = [h not in explicit for h in hashed]
+        unique = [raw for raw, k in zip(unique, keep, strict=True) if k]
+        hashed = [h for h, k in zip(hashed, keep, strict=True) if k]
+    add_inferred(log, step_type, unique, hashed, kept)
+
+
+def add_inferred(
+    log: DecisionLog, step_type: str, raws: list[Any], hashed: list[Any], kept: dict[Any, int]
+) -> None:
+    """Infer ``raws`` (distinct, not explicit) against ``kept`` (key -> output position)."""
     if log.detail == SUMMARY:
-        log.total += len(candidates)  # nothing is held in summary: just count
+        log.total += len(raws)  # nothing is held in summary: just count
         return
     keep_verb = SELECTED if step_type == "select" else ACCEPTED
-    with_rank = step_type == "rank"
-    for hashed, raw in candidates:
-        found = kept.get(hashed)
-        if found is None:
-            log.add_inferred(raw, REJECTED, None)
-        else:
-            log.add_inferred(raw, keep_verb, found + 1 if with_rank else None)
+    verbs = [keep_verb if h in kept else REJECTED for h in hashed]
+    ranks = None
+    if step_type == "rank":
+        ranks = [None if (at := kept.get(h)) is None else at + 1 for h in hashed]
+    first = verbs[0] if verbs else keep_verb
+    log.add_inferred_block(raws, first if verbs.count(first) == len(verbs) else verbs, ranks)

@@ -31,12 +31,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from xray.sdk import _ids
 from xray.sdk._buffer import Buffer
+from xray.sdk._columns import FRAME_MODULES, Block, aligned, as_list, copied
 from xray.sdk._context import _Runtime, frame, resolve_default_client, runtime
 from xray.sdk._decisions import (
     ACCEPTED,
     REJECTED,
     SCORED,
     SELECTED,
+    SUMMARY,
     DecisionLog,
     KeySpec,
     candidate_key,
@@ -209,7 +211,8 @@ class _Extra:
         self.log: DecisionLog | None = None
         self.error: BaseException | None = None
         self.traceback: TracebackType | None = None
-        self.snapshot: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
+        # (inputs, outputs): copies of the candidates, or a frame step's key columns.
+        self.snapshot: tuple[Any, Any] | None = None
         self.owner: tuple[StepFactory, Any] | None = None
 
 
@@ -403,6 +406,141 @@ class Step(_StepFields):
         """
         self._decide(item, SCORED, None, score, rank, attrs)
 
+    def accept_many(self, items: Any, reason: Any = None, score: Any = None, **attrs: Any) -> None:
+        """Record that every one of ``items`` passed this step, in one call.
+
+        ``items`` is a list of candidates, a DataFrame (its rows, named by the step's key
+        column) or a series of keys. ``reason``, ``score`` and each attribute are one
+        value for all of them or a sequence aligned with ``items`` (a list, an array, a
+        series). Records exactly what ``accept`` called once per item would.
+
+        Example:
+            >>> current_step().accept_many(kept, reason="in_stock", price=[c["price"] for c in kept])
+        """
+        self._decide_many(items, ACCEPTED, reason, score, None, attrs)
+
+    def reject_many(self, items: Any, reason: Any = None, **attrs: Any) -> None:
+        """Record that every one of ``items`` was dropped here, and why, in one call.
+
+        ``items``, ``reason`` and the attributes as in ``accept_many``. Counted in
+        ``reason_counts`` and held per the step's detail and caps exactly as ``reject``
+        called once per item; much cheaper for many candidates.
+
+        Example:
+            >>> dropped = [c for c in candidates if c["price"] > max_price]
+            >>> current_step().reject_many(
+            ...     dropped, reason="price_above_max", price=[c["price"] for c in dropped]
+            ... )
+            >>> current_step().reject_many(df[df.price > 60], reason="price_above_max",
+            ...                            price=df.loc[df.price > 60, "price"])
+        """
+        self._decide_many(items, REJECTED, reason, None, None, attrs)
+
+    def select_many(self, items: Any, reason: Any = None, score: Any = None, **attrs: Any) -> None:
+        """Record that every one of ``items`` was chosen, in one call (see ``accept_many``).
+
+        Example:
+            >>> current_step().select_many(top, reason="top_rated", score=[c["score"] for c in top])
+        """
+        self._decide_many(items, SELECTED, reason, score, None, attrs)
+
+    def score_many(self, items: Any, scores: Any, ranks: Any = None, **attrs: Any) -> None:
+        """Record the scores (and ranks) of ``items``, aligned with them, in one call.
+
+        Example:
+            >>> current_step().score_many(candidates, [0.82, 0.4], ranks=[1, 2])
+        """
+        self._decide_many(items, SCORED, None, scores, ranks, attrs)
+
+    def _decide_many(
+        self,
+        items: Any,
+        decision: str,
+        reason: Any,
+        score: Any,
+        rank: Any,
+        attrs: dict[str, Any],
+    ) -> None:
+        # The caller's part of a bulk call: lengths checked, sequences copied shallowly,
+        # counted. Keys are taken and values converted in the sender (``DecisionLog``).
+        try:
+            x = self._x
+            log = x.log if x is not None else None
+            if log is None:
+                log = self._new_log()
+            kind = type(items)
+            rows: list[Any] | None
+            column: Any = None
+            if kind is list or kind is tuple:
+                rows = list(items)
+            elif kind.__module__.partition(".")[0] in FRAME_MODULES:
+                from xray.sdk import _frames  # only a DataFrame or an array gets here
+
+                rows = None
+                column = _frames.key_column(items, self._spec.key)
+                if column is None:
+                    self._drop_many(log, len(items), "its key column", self._spec.key)
+                    return
+                column = copied(column)
+            else:
+                rows = list(items)
+            n = len(rows) if rows is not None else len(column)
+            if not n:
+                return
+            for name, value in (("reason", reason), ("score", score), ("rank", rank)):
+                if aligned(value) and len(value) != n:
+                    self._drop_many(log, n, name, len(value))
+                    return
+            if reason is not None:
+                if aligned(reason):
+                    reasons = as_list(reason)
+                    if not set(map(type, reasons)) <= {str, type(None)}:
+                        reasons = [None if r is None else str(r) for r in reasons]
+                    reason = reasons
+                elif type(reason) is not str:
+                    reason = str(reason)
+            columns: dict[str, Any] = {}
+            shared: dict[str, Any] = {}
+            for name, value in attrs.items():
+                if aligned(value):
+                    if len(value) != n:
+                        self._drop_many(log, n, f"attribute {name!r}", len(value))
+                        return
+                    columns[name] = copied(value)
+                else:
+                    shared[name] = value
+            if log.detail == SUMMARY and log.explicit_keys is None:
+                rows = column = None  # only counted: nothing of the candidates is needed
+                columns = {}
+            log.add_block(
+                Block(
+                    rows,
+                    column,
+                    n,
+                    decision,
+                    reason,
+                    copied(score),
+                    copied(rank),
+                    columns,
+                    shared,
+                )
+            )
+        except Exception as exc:
+            internal_error(exc)
+
+    def _drop_many(self, log: DecisionLog, count: int, what: str, got: Any) -> None:
+        """A bulk call that cannot be recorded: warned once, counted, never raised."""
+        log.drop(count)
+        warn_once(
+            f"bulk-misaligned-{self._spec.name}-{what}",
+            "xray: a bulk decision call in step %r has %s %r that does not fit its %d "
+            "candidates; those decisions are counted in candidates_total, not recorded",
+            self.name,
+            what,
+            got,
+            count,
+        )
+
     def _decide(
         self,
         item: Any,
@@ -495,6 +633,10 @@ class Step(_StepFields):
                 tuple(inputs.values() if isinstance(inputs, dict) else inputs),
                 tuple(outputs.values() if isinstance(outputs, dict) else outputs),
             )
+        elif type(inputs).__module__.partition(".")[0] in FRAME_MODULES:
+            from xray.sdk import _frames  # only a DataFrame step gets here
+
+            self._extra.snapshot = _frames.snapshot(inputs, outputs, self._spec.key)
 
     def __repr__(self) -> str:
         return f"<Step {self.name!r} type={self.type} {self._status}>"
@@ -539,6 +681,9 @@ class _NoopStep(Step):
         return None
 
     def _decide(self, *args: Any) -> None:
+        return None
+
+    def _decide_many(self, *args: Any) -> None:
         return None
 
     def _end(self, result: Any) -> None:
