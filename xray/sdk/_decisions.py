@@ -79,13 +79,16 @@ def candidate_key(item: Any, key: KeySpec) -> Any:
 
 def key_text(raw: Any) -> str:
     """The wire form of a candidate key: a non-empty string of at most 512 characters."""
-    text = (
-        raw
-        if isinstance(raw, str)
-        else repr(raw)
-        if not isinstance(raw, _SCALAR_KEYS)
-        else str(raw)
-    )
+    try:
+        text = (
+            raw
+            if isinstance(raw, str)
+            else repr(raw)
+            if not isinstance(raw, _SCALAR_KEYS)
+            else str(raw)
+        )
+    except Exception:  # a user's __repr__ that fails: the type still names it
+        text = f"<{type(raw).__name__}>"
     if not text:
         return "<empty>"
     return text if len(text) <= 512 else text[:509] + "..."
@@ -119,6 +122,7 @@ class DecisionLog:
         "per_reason",
         "reason_counts",
         "total",
+        "unheld",
     )
 
     def __init__(self, detail: str, cap: int, per_reason: int, track_keys: bool) -> None:
@@ -134,37 +138,37 @@ class DecisionLog:
         # reason -> [seen, sample]; only for sampled rejections
         self._reservoirs: dict[str | None, list[Any]] = {}
         self.explicit_keys: set[Hashable] | None = set() if track_keys else None
+        # Candidates decided per item but not held as entries, for their keys.
+        self.unheld: list[Any] | None = [] if track_keys else None
         self.finished = False  # prepared and inferred by the sender (see Encoder.step)
 
     def add(
         self,
-        raw_key: Any,
+        item: Any,
         decision: str,
         reason: str | None,
         score: float | None,
         rank: int | None,
         attrs: dict[str, Any] | None,
     ) -> None:
+        """One per-item decision (caller's thread): the candidate is kept as it is and its
+        key taken in the sender (``prepare``), like the keys of inference."""
         order = self.total
         self.total = order + 1
         if reason is not None and decision == REJECTED:
             counts = self.reason_counts
             counts[reason] = counts.get(reason, 0) + 1
-        explicit = self.explicit_keys
-        if explicit is not None:
-            kind = type(raw_key)  # str and int keys (the usual) are hashable as they are
-            explicit.add(raw_key if kind is str or kind is int else _hashable(raw_key))
         detail = self.detail
-        if detail == SUMMARY:
-            return
-        entry: Entry = (order, raw_key, decision, reason, score, rank, attrs)
-        if detail == SAMPLED and decision == REJECTED:
-            self._sample(reason, entry)
-        elif self.held < self.cap:
-            self.held += 1
-            self.entries.append(entry)
-        else:
+        if detail == FULL or (detail == SAMPLED and decision != REJECTED):
+            if self.held < self.cap:
+                self.held += 1
+                self.entries.append((order, item, decision, reason, score, rank, attrs))
+                return
             self.overflow += 1
+        elif detail == SAMPLED:
+            self._sample(reason, (order, item, decision, reason, score, rank, attrs))
+        if self.unheld is not None:
+            self.unheld.append(item)  # its key still wins over inference
 
     def add_block(self, block: Block) -> None:
         """A bulk call's decisions (caller's thread): counted now, keys taken later."""
@@ -200,8 +204,18 @@ class DecisionLog:
         self.overflow += count
 
     def prepare(self, key: KeySpec) -> None:
-        """Take the keys of the bulk calls' candidates and sample them (sender thread)."""
+        """Take the keys of every candidate decided explicitly, and sample the bulk
+        rejections (sender thread, once, before inference)."""
         explicit = self.explicit_keys
+        if self.entries:
+            self.entries = _keyed(self.entries, key)
+            if explicit is not None:
+                add_hashable(explicit, [e[1] for e in self.entries])
+        for slot in self._reservoirs.values():
+            slot[1] = _keyed(slot[1], key)
+        if self.unheld and explicit is not None:
+            add_hashable(explicit, _keys(self.unheld, key))
+        self.unheld = None
         for block in self.blocks:
             if block.keys is None:
                 block.keys = block_keys(block, key)
@@ -210,24 +224,11 @@ class DecisionLog:
             if block.sample:
                 self._sample_block(block)
 
-    def add_inferred(self, raw_key: Any, decision: str, rank: int | None) -> None:
-        """An inferred decision: no reason, not counted as explicit (sender thread only)."""
-        order = self.total
-        self.total = order + 1
-        entry: Entry = (order, raw_key, decision, None, None, rank, None)
-        if self.detail == SAMPLED and decision == REJECTED:
-            self._sample(None, entry)
-        elif self.held < self.cap:
-            self.held += 1
-            self.entries.append(entry)
-        else:
-            self.overflow += 1
-
     def add_inferred_block(self, keys: list[Any], decision: Any, ranks: list[Any] | None) -> None:
         """Inferred decisions as one block (sender thread only).
 
-        ``decision`` is one verb or a list aligned with ``keys``; held exactly as the same
-        decisions added one by one with ``add_inferred``.
+        ``decision`` is one verb or a list aligned with ``keys``; held as the same decisions
+        made one by one would be.
         """
         n = len(keys)
         if not n:
@@ -345,8 +346,13 @@ class DecisionLog:
         held: list[Any] = list(self.entries)
         for _seen, sample in self._reservoirs.values():
             held.extend(sample)
-        held.extend(b for b in self.blocks if b.take and not b.sample)
-        if len(held) > len(self.entries):
+        sampled = len(held) > len(self.entries)
+        blocks = [b for b in self.blocks if b.take and not b.sample]
+        if blocks:
+            # In order already unless per-item and bulk calls were mixed, or sampled.
+            sampled = sampled or (bool(self.entries) and blocks[0].order < self.entries[-1][0])
+            held.extend(blocks)
+        if sampled:
             held.sort(key=_order)
         out: list[Entry | tuple[Block, int]] = []
         room = self.cap
@@ -361,6 +367,12 @@ class DecisionLog:
                 out.append((piece, rows))
                 room -= rows
         return out
+
+
+def _keyed(entries: list[Entry], key: KeySpec) -> list[Entry]:
+    """``entries`` with each candidate replaced by its raw key."""
+    keys = _keys([e[1] for e in entries], key)
+    return [(e[0], k, e[2], e[3], e[4], e[5], e[6]) for e, k in zip(entries, keys, strict=True)]
 
 
 def _order(piece: Any) -> int:
@@ -429,22 +441,23 @@ def infer(
     kept: dict[Hashable, int] = dict(
         zip(reversed(out_hashed), range(len(out_hashed) - 1, -1, -1), strict=True)
     )
-    if in_hashed is in_raw:
-        unique = list(dict.fromkeys(in_raw))
-        hashed = unique
-    else:
-        firsts = dict(
-            zip(reversed(in_hashed), reversed(in_raw), strict=True)
-        )  # hashed -> first raw
-        hashed = list(dict.fromkeys(in_hashed))
-        unique = [firsts[h] for h in hashed]
-    if not kept.keys() <= set(hashed):
+    # Set operations on dict views (in C): a filter's inputs are many, its outputs few.
+    distinct = dict.fromkeys(in_hashed)
+    if not kept.keys() <= distinct.keys():
         return
     explicit = log.explicit_keys
-    if explicit:
-        keep = [h not in explicit for h in hashed]
-        unique = [raw for raw, k in zip(unique, keep, strict=True) if k]
-        hashed = [h for h, k in zip(hashed, keep, strict=True) if k]
+    left = distinct.keys() - explicit if explicit else None
+    if log.detail == SUMMARY:
+        log.total += len(distinct) if left is None else len(left)  # nothing held: count
+        return
+    hashed: list[Hashable] = list(distinct)
+    if left is not None and len(left) < len(hashed):
+        hashed = [h for h in hashed if h in left]
+    if in_hashed is in_raw:
+        unique = hashed
+    else:
+        firsts = dict(zip(reversed(in_hashed), reversed(in_raw), strict=True))  # first raw
+        unique = [firsts[h] for h in hashed]
     add_inferred(log, step_type, unique, hashed, kept)
 
 

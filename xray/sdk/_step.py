@@ -41,7 +41,6 @@ from xray.sdk._decisions import (
     SUMMARY,
     DecisionLog,
     KeySpec,
-    candidate_key,
 )
 from xray.sdk._drive import Finish, Opener, wrap_async_generator, wrap_generator
 from xray.sdk._guard import guarded, internal_error, warn_once
@@ -370,6 +369,9 @@ class Step(_StepFields):
         """Change the step's name for this call (e.g. ``f"search:{keyword}"``)."""
         self._extra.name = str(name)
 
+    # The per-item calls run once per candidate in a loop: each does its work inline (one
+    # call into the log), and the candidate's key is taken later, in the sender.
+
     def accept(
         self, item: Any, reason: str | None = None, score: float | None = None, **attrs: Any
     ) -> None:
@@ -378,7 +380,16 @@ class Step(_StepFields):
         Example:
             >>> current_step().accept(c, reason="in_stock", score=0.9)
         """
-        self._decide(item, ACCEPTED, reason, score, None, attrs)
+        try:
+            x = self._x
+            log = x.log if x is not None else None
+            if log is None:
+                log = self._new_log()
+            if reason is not None and type(reason) is not str:
+                reason = str(reason)
+            log.add(item, ACCEPTED, reason, score, None, attrs)
+        except Exception as exc:
+            internal_error(exc)
 
     def reject(self, item: Any, reason: str | None = None, **attrs: Any) -> None:
         """Record that ``item`` was dropped here, and why (counted in ``reason_counts``).
@@ -386,7 +397,16 @@ class Step(_StepFields):
         Example:
             >>> current_step().reject(c, reason="price_above_max", price=c["price"])
         """
-        self._decide(item, REJECTED, reason, None, None, attrs)
+        try:
+            x = self._x
+            log = x.log if x is not None else None
+            if log is None:
+                log = self._new_log()
+            if reason is not None and type(reason) is not str:
+                reason = str(reason)
+            log.add(item, REJECTED, reason, None, None, attrs)
+        except Exception as exc:
+            internal_error(exc)
 
     def select(
         self, item: Any, reason: str | None = None, score: float | None = None, **attrs: Any
@@ -396,7 +416,16 @@ class Step(_StepFields):
         Example:
             >>> current_step().select(best, reason="top_rated")
         """
-        self._decide(item, SELECTED, reason, score, None, attrs)
+        try:
+            x = self._x
+            log = x.log if x is not None else None
+            if log is None:
+                log = self._new_log()
+            if reason is not None and type(reason) is not str:
+                reason = str(reason)
+            log.add(item, SELECTED, reason, score, None, attrs)
+        except Exception as exc:
+            internal_error(exc)
 
     def score(self, item: Any, score: float, rank: int | None = None, **attrs: Any) -> None:
         """Record the score (and rank) ``item`` got here.
@@ -404,7 +433,14 @@ class Step(_StepFields):
         Example:
             >>> current_step().score(c, 0.82, rank=3)
         """
-        self._decide(item, SCORED, None, score, rank, attrs)
+        try:
+            x = self._x
+            log = x.log if x is not None else None
+            if log is None:
+                log = self._new_log()
+            log.add(item, SCORED, None, score, rank, attrs)
+        except Exception as exc:
+            internal_error(exc)
 
     def accept_many(self, items: Any, reason: Any = None, score: Any = None, **attrs: Any) -> None:
         """Record that every one of ``items`` passed this step, in one call.
@@ -541,38 +577,6 @@ class Step(_StepFields):
             count,
         )
 
-    def _decide(
-        self,
-        item: Any,
-        decision: str,
-        reason: str | None,
-        score: float | None,
-        rank: int | None,
-        attrs: dict[str, Any],
-    ) -> None:
-        # Called once per candidate in a loop: the common shapes (a log already made, dict
-        # candidates with a field key) skip the helpers.
-        try:
-            x = self._x
-            log = x.log if x is not None else None
-            if log is None:
-                log = self._new_log()
-            if reason is not None and type(reason) is not str:
-                reason = str(reason)
-            key = self._spec.key
-            log.add(
-                item.get(key)
-                if type(item) is dict and type(key) is str
-                else candidate_key(item, key),
-                decision,
-                reason,
-                score,
-                rank,
-                attrs or None,
-            )
-        except Exception as exc:
-            internal_error(exc)
-
     def _new_log(self) -> DecisionLog:
         cfg = self.run._client._config
         log = self._extra.log = DecisionLog(
@@ -680,7 +684,16 @@ class _NoopStep(Step):
     def rename(self, name: str) -> None:
         return None
 
-    def _decide(self, *args: Any) -> None:
+    def accept(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def reject(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def select(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def score(self, *args: Any, **kwargs: Any) -> None:
         return None
 
     def _decide_many(self, *args: Any) -> None:
