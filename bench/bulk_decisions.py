@@ -38,7 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sdk_overhead import _sink  # noqa: E402  (the same 200 {} sink)
+from sdk_overhead import _sink  # the same 200 {} sink
 
 MAX_PRICE = 100.0
 N, KEPT = 5_000, 30
@@ -49,7 +49,10 @@ def candidates() -> list[dict[str, Any]]:
     """5,000 candidates, 30 of them at or under MAX_PRICE, spread through the list."""
     step = N // KEPT
     return [
-        {"id": f"B{i:07d}", "price": 50.0 + (i % 7) if i % step == 0 and i // step < KEPT else 150.0 + i % 97}
+        {
+            "id": f"B{i:07d}",
+            "price": 50.0 + (i % 7) if i % step == 0 and i // step < KEPT else 150.0 + i % 97,
+        }
         for i in range(N)
     ]
 
@@ -265,7 +268,7 @@ def main() -> None:
 
     def row(variant: Variant, base: Variant) -> None:
         if variant is base:
-            extra = "– | – | 1.00x"
+            extra = "- | - | 1.00x"
         else:
             extra = (
                 f"{per_decision(variant, base, 'caller'):,.0f} | "

@@ -188,9 +188,9 @@ class Writer:
         """The wire dict of rows ``start:stop`` of ``block`` (its keys already taken)."""
         keys = block.keys
         assert keys is not None
-        whole = start == 0 and stop == len(keys)
+        whole = start == 0 and stop == block.length
         out: dict[str, Any] = {
-            "candidate_key": self._keys(keys if whole else keys[start:stop]),
+            "candidate_key": self._keys(keys if stop == len(keys) else keys[start:stop]),
             "decision": self._cut(block.decision, start, stop, whole),
         }
         reason = block.reason

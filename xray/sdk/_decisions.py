@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -203,10 +203,11 @@ class DecisionLog:
         self.total += count
         self.overflow += count
 
-    def prepare(self, key: KeySpec) -> None:
-        """Take the keys of every candidate decided explicitly, and sample the bulk
-        rejections (sender thread, once, before inference)."""
-        explicit = self.explicit_keys
+    def prepare(self, key: KeySpec, inferring: bool) -> None:
+        """Take the keys of the candidates decided explicitly, and sample the bulk
+        rejections (sender thread, once, before inference). The explicit keys are
+        gathered only when ``inferring``: only inference reads them."""
+        explicit = self.explicit_keys if inferring else None
         if self.entries:
             self.entries = _keyed(self.entries, key)
             if explicit is not None:
@@ -218,9 +219,12 @@ class DecisionLog:
         self.unheld = None
         for block in self.blocks:
             if block.keys is None:
-                block.keys = block_keys(block, key)
+                block.keys = block_keys(block, key, None if block.sample else block.take)
             if explicit is not None:
-                add_hashable(explicit, block.keys)
+                if block.items is None and len(block.keys) < block.length:
+                    add_hashable(explicit, as_list(block.column))
+                else:
+                    add_hashable(explicit, block.keys)
             if block.sample:
                 self._sample_block(block)
 
@@ -387,10 +391,17 @@ def add_hashable(into: set[Hashable], keys: list[Any]) -> None:
         into.update(map(_hashable, keys))
 
 
-def block_keys(block: Block, key: KeySpec) -> list[Any]:
-    """The raw keys of a block's candidates, each taken once with the step's ``key``."""
+def block_keys(block: Block, key: KeySpec, rows: int | None) -> list[Any]:
+    """The raw keys of a block's candidates, each taken once with the step's ``key``.
+
+    A DataFrame's key column becomes Python values only for its first ``rows`` (those
+    held) when ``rows`` is given.
+    """
     if block.items is None:
-        return as_list(block.column)
+        column = block.column
+        if rows is not None and rows < block.length:
+            column = getattr(column, "iloc", column)[:rows]  # by position, also in pandas
+        return as_list(column)
     items = block.items
     if type(key) is str:
         try:
@@ -411,7 +422,7 @@ def _keys(items: Iterable[Any], key: KeySpec) -> list[Any]:
     return [candidate_key(item, key) for item in items]
 
 
-def _hashed(raws: list[Any]) -> list[Hashable]:
+def _hashed(raws: Sequence[Any]) -> Sequence[Hashable]:
     return raws if set(map(type, raws)) <= {str, int} else list(map(_hashable, raws))
 
 
@@ -421,20 +432,22 @@ def infer(
     step_type: str,
     inputs: Any,
     outputs: Any,
+    keys_given: bool = False,
 ) -> None:
     """Add the decisions implied by ``outputs`` being a subset of ``inputs`` to ``log``.
 
     Does nothing when an output candidate is not among the inputs (the step transformed
     its candidates rather than filtering them). DataFrames and arrays (see ``_frames``)
-    are compared by their key columns, without a loop per row.
+    are compared by their key columns, without a loop per row; ``keys_given`` says the
+    inputs and outputs are keys already.
     """
-    if type(inputs) is not tuple:
+    if type(inputs) is not tuple and not keys_given:
         from xray.sdk import _frames  # only a DataFrame step gets here
 
         _frames.infer(log, key, step_type, inputs, outputs)
         return
-    out_raw = _keys(outputs, key)
-    in_raw = _keys(inputs, key)
+    out_raw = outputs if keys_given else _keys(outputs, key)
+    in_raw = inputs if keys_given else _keys(inputs, key)
     out_hashed = _hashed(out_raw)
     in_hashed = _hashed(in_raw)
     # The first of equal keys wins: reversed, the later ones are overwritten.
@@ -454,7 +467,7 @@ def infer(
     if left is not None and len(left) < len(hashed):
         hashed = [h for h in hashed if h in left]
     if in_hashed is in_raw:
-        unique = hashed
+        unique: list[Any] = hashed
     else:
         firsts = dict(zip(reversed(in_hashed), reversed(in_raw), strict=True))  # first raw
         unique = [firsts[h] for h in hashed]

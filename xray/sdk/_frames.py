@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from xray.sdk import _decisions
 from xray.sdk._columns import FRAME_MODULES, as_list
 from xray.sdk._decisions import (
     ACCEPTED,
@@ -96,7 +97,15 @@ def snapshot(inputs: Any, outputs: Any, key: KeySpec) -> tuple[Any, Any] | None:
 
 def infer(log: DecisionLog, key: KeySpec, step_type: str, inputs: Any, outputs: Any) -> None:
     """``_decisions.infer`` for key columns: the same decisions, by set operations."""
-    unique, kept = _difference(inputs, outputs, log.explicit_keys)
+    if library(inputs) == "polars" and library(outputs) == "polars":
+        unique, kept = _polars_difference(inputs, outputs, log.explicit_keys)
+    else:
+        before, after = _array(inputs), _array(outputs)
+        if before.dtype.kind in "biuSU":  # fixed-width values: NumPy compares them in C
+            unique, kept = _numpy_difference(before, after, log.explicit_keys)
+        else:  # Python objects (text keys): Python's own hash tables are the fast ones
+            _decisions.infer(log, key, step_type, before.tolist(), after.tolist(), keys_given=True)
+            return
     if unique is None:
         return
     if log.detail == SUMMARY:
@@ -121,35 +130,31 @@ def infer(log: DecisionLog, key: KeySpec, step_type: str, inputs: Any, outputs: 
         log.add_inferred_block(as_list(rows), verb, ranks if verb is keep_verb else None)
 
 
-def _difference(inputs: Any, outputs: Any, explicit: set[Any] | None) -> tuple[Any, Any]:
+def _polars_difference(inputs: Any, outputs: Any, explicit: set[Any] | None) -> tuple[Any, Any]:
     """(distinct input keys not decided explicitly, whether each is in the output) as
     NumPy arrays; ``(None, None)`` when an output key is not among the inputs."""
-    top = library(inputs)
-    if top == "polars":
-        pl = sys.modules["polars"]
-        distinct = inputs.unique(maintain_order=True)
-        if not outputs.is_in(distinct).all():
-            return None, None
-        if explicit:
-            distinct = distinct.filter(~distinct.is_in(pl.Series(list(explicit))))
-        return distinct.to_numpy(), distinct.is_in(outputs).to_numpy()
-    pd = sys.modules.get("pandas")
-    if pd is not None:  # hash tables: fast for text keys too (NumPy sorts them)
-        distinct = pd.Series(pd.unique(_array(inputs)))
-        after = _array(outputs)
-        if not pd.Series(after).isin(distinct).all():
-            return None, None
-        if explicit:
-            distinct = distinct[~distinct.isin(list(explicit))]
-        return distinct.to_numpy(), distinct.isin(after).to_numpy()
+    pl = sys.modules["polars"]
+    distinct = inputs if inputs.n_unique() == len(inputs) else inputs.unique(maintain_order=True)
+    if not outputs.is_in(distinct.implode()).all():
+        return None, None
+    if explicit:
+        decided = pl.Series(list(explicit))
+        if decided.dtype == distinct.dtype:
+            distinct = distinct.filter(~distinct.is_in(decided.implode()))
+        else:  # mixed key types: compare as Python values
+            distinct = pl.Series([k for k in distinct.to_list() if k not in explicit])
+    return distinct.to_numpy(), distinct.is_in(outputs.implode()).to_numpy()
+
+
+def _numpy_difference(before: Any, after: Any, explicit: set[Any] | None) -> tuple[Any, Any]:
+    """``_polars_difference`` for NumPy arrays of numbers or fixed-width text."""
     np = sys.modules["numpy"]
-    before, after = _array(inputs), _array(outputs)
     _values, first = np.unique(before, return_index=True)
-    distinct = before[np.sort(first)]
+    distinct = before[np.sort(first)] if len(first) < len(before) else before
     if not np.isin(after, distinct).all():
         return None, None
     if explicit:
-        distinct = distinct[~np.isin(distinct, list(explicit))]
+        distinct = distinct[~np.isin(distinct, np.asarray(list(explicit), dtype=object))]
     return distinct, np.isin(distinct, after)
 
 

@@ -292,7 +292,7 @@ class Encoder:
         if log is not None:
             if not log.finished:  # once, however many times the step is encoded
                 log.finished = True
-                log.prepare(spec.key)
+                log.prepare(spec.key, inferring)
                 if inferring:
                     assert x.snapshot is not None
                     inputs, outputs = x.snapshot

@@ -515,7 +515,8 @@ class Step(_StepFields):
                 rows = None
                 column = _frames.key_column(items, self._spec.key)
                 if column is None:
-                    self._drop_many(log, len(items), "its key column", self._spec.key)
+                    problem = f"no key column {self._spec.key!r} in its frame"
+                    self._drop_many(log, problem, len(items))
                     return
                 column = copied(column)
             else:
@@ -525,7 +526,8 @@ class Step(_StepFields):
                 return
             for name, value in (("reason", reason), ("score", score), ("rank", rank)):
                 if aligned(value) and len(value) != n:
-                    self._drop_many(log, n, name, len(value))
+                    problem = f"{len(value)} values of {name} for {n} candidates"
+                    self._drop_many(log, problem, n, rows)
                     return
             if reason is not None:
                 if aligned(reason):
@@ -540,7 +542,8 @@ class Step(_StepFields):
             for name, value in attrs.items():
                 if aligned(value):
                     if len(value) != n:
-                        self._drop_many(log, n, f"attribute {name!r}", len(value))
+                        problem = f"{len(value)} values of attribute {name!r} for {n} candidates"
+                        self._drop_many(log, problem, n, rows)
                         return
                     columns[name] = copied(value)
                 else:
@@ -564,16 +567,23 @@ class Step(_StepFields):
         except Exception as exc:
             internal_error(exc)
 
-    def _drop_many(self, log: DecisionLog, count: int, what: str, got: Any) -> None:
-        """A bulk call that cannot be recorded: warned once, counted, never raised."""
+    def _drop_many(self, log: DecisionLog, problem: str, count: int, rows: Any = None) -> None:
+        """A bulk call that cannot be recorded: warned once, counted, never raised.
+
+        Its candidates still count as decided explicitly (when they can be named), so
+        inference does not record them a second time.
+        """
         log.drop(count)
+        if rows is not None and log.explicit_keys is not None:
+            log.blocks.append(
+                Block(list(rows), None, len(rows), REJECTED, None, None, None, {}, {})
+            )
         warn_once(
-            f"bulk-misaligned-{self._spec.name}-{what}",
-            "xray: a bulk decision call in step %r has %s %r that does not fit its %d "
-            "candidates; those decisions are counted in candidates_total, not recorded",
+            f"bulk-dropped-{self._spec.name}-{problem}",
+            "xray: a bulk decision call in step %r has %s; its %d decisions are counted "
+            "in candidates_total, not recorded",
             self.name,
-            what,
-            got,
+            problem,
             count,
         )
 
