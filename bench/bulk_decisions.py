@@ -236,13 +236,18 @@ def main() -> None:
         xray("X-Ray per-item reject(), sampled", per_item("sampled"), dropped_count),
         xray("X-Ray per-item reject(), full", per_item("full"), dropped_count),
         xray("X-Ray full, inferred from key= (no explicit rejects)", inferred, N),
-        xray("X-Ray reject_many(), summary", bulk("summary"), dropped_count),
-        xray("X-Ray reject_many(), sampled", bulk("sampled"), dropped_count),
-        xray("X-Ray reject_many(), full", bulk("full"), dropped_count),
     ]
+    # Without the bulk calls (an older checkout, to compare): the per-item rows only.
+    has_bulk = hasattr(_step.Step, "reject_many")
+    if has_bulk:
+        variants += [
+            xray("X-Ray reject_many(), summary", bulk("summary"), dropped_count),
+            xray("X-Ray reject_many(), sampled", bulk("sampled"), dropped_count),
+            xray("X-Ray reject_many(), full", bulk("full"), dropped_count),
+        ]
 
     frame_groups: list[list[Variant]] = []
-    if not options.no_frames:
+    if not options.no_frames and has_bulk:
         frame_groups = frame_variants(xray, client, current_step, step)
         for group in frame_groups:
             variants += group

@@ -137,35 +137,28 @@ def as_list(value: Any) -> list[Any]:
     return list(value)
 
 
-def entries_block(entries: list[Any]) -> Block:
-    """One block of per-item entries ``(order, key, decision, reason, score, rank, attrs)``."""
+def entries_block(entries: list[Any], keys: list[Any] | None = None) -> Block:
+    """One block of per-item entries ``(order, key, decision, reason, score, rank, attrs)``.
+
+    ``keys`` replaces the entries' second field (the candidates, when they hold those).
+    """
     n = len(entries)
-    keys = [e[1] for e in entries]
-    decisions = [e[2] for e in entries]
-    reasons = [e[3] for e in entries]
-    scores = [e[4] for e in entries]
-    ranks = [e[5] for e in entries]
-    attrs: dict[str, list[Any]] = {}
-    for i, e in enumerate(entries):
-        mine = e[6]
-        if mine:
-            for name, value in mine.items():
-                column = attrs.get(name)
-                if column is None:
-                    column = attrs[name] = [None] * n
-                column[i] = value
+    found = [e[6] for e in entries]
+    names: set[str] = set().union(*filter(None, found))
+    attrs = {name: [d.get(name) if d else None for d in found] for name in names}
     block = Block(
         None,
         None,
         n,
-        _collapse(decisions),
-        _collapse(reasons),
-        _collapse(scores),
-        _collapse(ranks),
+        _collapse([e[2] for e in entries]),
+        _collapse([e[3] for e in entries]),
+        _collapse([e[4] for e in entries]),
+        _collapse([e[5] for e in entries]),
         attrs,
         {},
     )
-    block.keys = keys
+    block.keys = [e[1] for e in entries] if keys is None else keys
+    block.order = entries[0][0]
     block.take = n
     return block
 

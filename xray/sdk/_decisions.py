@@ -25,7 +25,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from xray.sdk._columns import Block, aligned, as_list
+from xray.sdk._columns import Block, aligned, as_list, entries_block
 from xray.shared import Decision, DetailLevel
 
 __all__ = ["DecisionLog", "KeySpec", "candidate_key", "infer", "key_text"]
@@ -208,10 +208,14 @@ class DecisionLog:
         rejections (sender thread, once, before inference). The explicit keys are
         gathered only when ``inferring``: only inference reads them."""
         explicit = self.explicit_keys if inferring else None
-        if self.entries:
-            self.entries = _keyed(self.entries, key)
+        entries = self.entries
+        if entries:
+            # The held per-item decisions become one block: their columns.
+            keys = _keys([e[1] for e in entries], key)
             if explicit is not None:
-                add_hashable(explicit, [e[1] for e in self.entries])
+                add_hashable(explicit, keys)
+            self.entries = []
+            made = entries_block(entries, keys)
         for slot in self._reservoirs.values():
             slot[1] = _keyed(slot[1], key)
         if self.unheld and explicit is not None:
@@ -227,6 +231,8 @@ class DecisionLog:
                     add_hashable(explicit, block.keys)
             if block.sample:
                 self._sample_block(block)
+        if entries:
+            self.blocks.insert(0, made)
 
     def add_inferred_block(self, keys: list[Any], decision: Any, ranks: list[Any] | None) -> None:
         """Inferred decisions as one block (sender thread only).
@@ -341,23 +347,13 @@ class DecisionLog:
         old = random.sample(sample, k - len(fresh))
         slot[1] = old + [make(j) for j in fresh]
 
-    def recorded(self) -> list[Entry]:
-        """Every held per-item decision in the order it was made, within the cap."""
-        return [p for p in self.pieces() if len(p) == 7]
-
     def pieces(self) -> list[Entry | tuple[Block, int]]:
-        """Held entries and ``(block, rows)`` in the order they were made, within the cap."""
-        held: list[Any] = list(self.entries)
+        """Held ``(block, rows)`` and sampled entries in the order made, within the cap
+        (after ``prepare``)."""
+        held: list[Any] = [b for b in self.blocks if b.take and not b.sample]
         for _seen, sample in self._reservoirs.values():
             held.extend(sample)
-        sampled = len(held) > len(self.entries)
-        blocks = [b for b in self.blocks if b.take and not b.sample]
-        if blocks:
-            # In order already unless per-item and bulk calls were mixed, or sampled.
-            sampled = sampled or (bool(self.entries) and blocks[0].order < self.entries[-1][0])
-            held.extend(blocks)
-        if sampled:
-            held.sort(key=_order)
+        held.sort(key=_order)
         out: list[Entry | tuple[Block, int]] = []
         room = self.cap
         for piece in held:
@@ -454,18 +450,21 @@ def infer(
     kept: dict[Hashable, int] = dict(
         zip(reversed(out_hashed), range(len(out_hashed) - 1, -1, -1), strict=True)
     )
-    # Set operations on dict views (in C): a filter's inputs are many, its outputs few.
-    distinct = dict.fromkeys(in_hashed)
-    if not kept.keys() <= distinct.keys():
+    # Set operations (in C): a filter's inputs are many, its outputs few.
+    distinct = set(in_hashed)
+    if not kept.keys() <= distinct:
         return
     explicit = log.explicit_keys
-    left = distinct.keys() - explicit if explicit else None
+    left = distinct - explicit if explicit else distinct
     if log.detail == SUMMARY:
-        log.total += len(distinct) if left is None else len(left)  # nothing held: count
+        log.total += len(left)  # nothing held: count
         return
-    hashed: list[Hashable] = list(distinct)
-    if left is not None and len(left) < len(hashed):
-        hashed = [h for h in hashed if h in left]
+    # In input order, each key once (the first time it comes).
+    hashed: list[Hashable] = (
+        list(in_hashed) if len(distinct) == len(in_hashed) else list(dict.fromkeys(in_hashed))
+    )
+    if len(left) < len(hashed):
+        hashed = list(filter(left.__contains__, hashed))
     if in_hashed is in_raw:
         unique: list[Any] = hashed
     else:
