@@ -143,30 +143,30 @@ def entries_block(entries: list[Any], keys: list[Any] | None = None) -> Block:
     ``keys`` replaces the entries' second field (the candidates, when they hold those).
     """
     n = len(entries)
-    found = [e[6] for e in entries]
+    _orders, items, decisions, reasons, scores, ranks, found = zip(*entries, strict=True)
     names: set[str] = set().union(*filter(None, found))
     attrs = {name: [d.get(name) if d else None for d in found] for name in names}
     block = Block(
         None,
         None,
         n,
-        _collapse([e[2] for e in entries]),
-        _collapse([e[3] for e in entries]),
-        _collapse([e[4] for e in entries]),
-        _collapse([e[5] for e in entries]),
+        _collapse(decisions),
+        _collapse(reasons),
+        _collapse(scores),
+        _collapse(ranks),
         attrs,
         {},
     )
-    block.keys = [e[1] for e in entries] if keys is None else keys
+    block.keys = list(items) if keys is None else keys
     block.order = entries[0][0]
     block.take = n
     return block
 
 
-def _collapse(column: list[Any]) -> Any:
-    """One value when every row has it (the usual: one decision, one reason), else the list."""
+def _collapse(column: tuple[Any, ...]) -> Any:
+    """One value when every row has it (the usual: one decision, one reason), else a list."""
     first = column[0]
-    return first if column.count(first) == len(column) else column
+    return first if column.count(first) == len(column) else list(column)
 
 
 class Writer:

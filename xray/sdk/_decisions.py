@@ -45,6 +45,7 @@ Entry = tuple[int, Any, str, str | None, float | None, int | None, dict[str, Any
 
 _MISSING = object()
 _SCALAR_KEYS = (str, int, float, bool)
+_OWN_KEYS = frozenset(_SCALAR_KEYS)
 
 
 def candidate_key(item: Any, key: KeySpec) -> Any:
@@ -408,8 +409,14 @@ def block_keys(block: Block, key: KeySpec, rows: int | None) -> list[Any]:
 
 
 def _keys(items: Iterable[Any], key: KeySpec) -> list[Any]:
-    """The raw key of each item; dict candidates with a field key go fast."""
-    if type(key) is str:
+    """The raw key of each item; dict candidates with a field key go fast, and so do
+    scalar candidates without a key (their own keys)."""
+    if key is None:
+        listed = items if type(items) is list or type(items) is tuple else list(items)
+        if set(map(type, listed)) <= _OWN_KEYS:
+            return list(listed)
+        items = listed
+    elif type(key) is str:
         listed = items if type(items) is list or type(items) is tuple else list(items)
         try:
             return list(map(itemgetter(key), listed))
