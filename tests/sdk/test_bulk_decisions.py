@@ -270,6 +270,28 @@ def test_sampling_keeps_the_same_number_per_reason_from_bulk_rejections() -> Non
     } <= rejected
 
 
+@pytest.mark.parametrize("make", [pd.DataFrame, pl.DataFrame], ids=["pandas", "polars"])
+def test_caps_and_sampling_apply_to_frames(make: Callable[[Any], Any]) -> None:
+    transport = InMemoryTransport()
+    per_reason = Counter(
+        "price_above_max" if c["price"] > MAX_PRICE else "rating_below_min"
+        for c in CATALOGUE
+        if c not in per_item_kept()
+    )
+    full = step("frames", type="filter", key="id", detail="full")(frame_explicit)
+    sent = _one_step(transport, full, make(CATALOGUE), max_decisions_per_step=25)
+    assert (sent["candidates_total"], sent["candidates_recorded"]) == (len(CATALOGUE), 25)
+    assert sent["reason_counts"] == dict(per_reason)
+    sampled = step("frames", type="filter", key="id", detail="sampled")(frame_explicit)
+    sent = _one_step(transport, sampled, make(CATALOGUE), rejected_samples_per_reason=3)
+    by = Counter((d["decision"], d["reason"]) for d in sent["decisions"])
+    assert by == {
+        ("rejected", "price_above_max"): 3,
+        ("rejected", "rating_below_min"): 3,
+        ("accepted", None): len(per_item_kept()),
+    }
+
+
 def per_item_kept() -> list[dict[str, Any]]:
     return [c for c in CATALOGUE if c["price"] <= MAX_PRICE and c["rating"] >= 2.0]
 

@@ -212,8 +212,12 @@ class Writer:
     def _cut(value: Any, start: int, stop: int, whole: bool) -> Any:
         if not aligned(value):
             return value
-        values = as_list(value)
-        return values if whole else values[start:stop]
+        if whole:
+            return as_list(value)
+        if type(value) is list:
+            return value[start:stop]
+        # Cut first (by position, also in pandas): only the held rows become objects.
+        return as_list(getattr(value, "iloc", value)[start:stop])
 
     def _keys(self, keys: list[Any]) -> list[str]:
         kinds = set(map(type, keys))

@@ -223,8 +223,10 @@ class DecisionLog:
             add_hashable(explicit, _keys(self.unheld, key))
         self.unheld = None
         for block in self.blocks:
-            if block.keys is None:
+            if block.keys is None and (block.take or block.sample or explicit is not None):
                 block.keys = block_keys(block, key, None if block.sample else block.take)
+            if block.keys is None:  # only counted: nothing of it is read
+                continue
             if explicit is not None:
                 if block.items is None and len(block.keys) < block.length:
                     add_hashable(explicit, as_list(block.column))
