@@ -116,6 +116,7 @@ class DecisionLog:
         "cap",
         "detail",
         "entries",
+        "explicit_columns",
         "explicit_keys",
         "finished",
         "held",
@@ -139,6 +140,8 @@ class DecisionLog:
         # reason -> [seen, sample]; only for sampled rejections
         self._reservoirs: dict[str | None, list[Any]] = {}
         self.explicit_keys: set[Hashable] | None = set() if track_keys else None
+        # Key columns of frames decided in bulk: explicit too, kept as columns.
+        self.explicit_columns: list[Any] = []
         # Candidates decided per item but not held as entries, for their keys.
         self.unheld: list[Any] | None = [] if track_keys else None
         self.finished = False  # prepared and inferred by the sender (see Encoder.step)
@@ -228,8 +231,8 @@ class DecisionLog:
             if block.keys is None:  # only counted: nothing of it is read
                 continue
             if explicit is not None:
-                if block.items is None and len(block.keys) < block.length:
-                    add_hashable(explicit, as_list(block.column))
+                if block.items is None:  # a frame's: compared as a column, if it can be
+                    self.explicit_columns.append(block.column)
                 else:
                     add_hashable(explicit, block.keys)
             if block.sample:
@@ -451,6 +454,11 @@ def infer(
 
         _frames.infer(log, key, step_type, inputs, outputs)
         return
+    explicit = log.explicit_keys
+    if log.explicit_columns and explicit is not None:  # compared here as Python values
+        for column in log.explicit_columns:
+            add_hashable(explicit, as_list(column))
+        log.explicit_columns = []
     out_raw = outputs if keys_given else _keys(outputs, key)
     in_raw = inputs if keys_given else _keys(inputs, key)
     out_hashed = _hashed(out_raw)
@@ -463,7 +471,6 @@ def infer(
     distinct = set(in_hashed)
     if not kept.keys() <= distinct:
         return
-    explicit = log.explicit_keys
     left = distinct - explicit if explicit else distinct
     if log.detail == SUMMARY:
         log.total += len(left)  # nothing held: count

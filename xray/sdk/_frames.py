@@ -97,12 +97,17 @@ def snapshot(inputs: Any, outputs: Any, key: KeySpec) -> tuple[Any, Any] | None:
 
 def infer(log: DecisionLog, key: KeySpec, step_type: str, inputs: Any, outputs: Any) -> None:
     """``_decisions.infer`` for key columns: the same decisions, by set operations."""
-    if library(inputs) == "polars" and library(outputs) == "polars":
-        unique, kept = _polars_difference(inputs, outputs, log.explicit_keys)
+    columns = log.explicit_columns
+    if library(inputs) == "polars" and all(library(c) == "polars" for c in columns):
+        log.explicit_columns = []
+        unique, kept = _polars_difference(inputs, outputs, log.explicit_keys, columns)
     else:
         before, after = _array(inputs), _array(outputs)
-        if before.dtype.kind in "biuSU":  # fixed-width values: NumPy compares them in C
-            unique, kept = _numpy_difference(before, after, log.explicit_keys)
+        arrays = [_array(c) for c in columns]
+        if before.dtype.kind in "biuSU" and all(a.dtype.kind in "biuSU" for a in arrays):
+            # Fixed-width values: NumPy compares them in C.
+            log.explicit_columns = []
+            unique, kept = _numpy_difference(before, after, log.explicit_keys, arrays)
         else:  # Python objects (text keys): Python's own hash tables are the fast ones
             _decisions.infer(log, key, step_type, before.tolist(), after.tolist(), keys_given=True)
             return
@@ -130,13 +135,21 @@ def infer(log: DecisionLog, key: KeySpec, step_type: str, inputs: Any, outputs: 
         log.add_inferred_block(as_list(rows), verb, ranks if verb is keep_verb else None)
 
 
-def _polars_difference(inputs: Any, outputs: Any, explicit: set[Any] | None) -> tuple[Any, Any]:
+def _polars_difference(
+    inputs: Any, outputs: Any, explicit: set[Any] | None, columns: list[Any]
+) -> tuple[Any, Any]:
     """(distinct input keys not decided explicitly, whether each is in the output) as
-    NumPy arrays; ``(None, None)`` when an output key is not among the inputs."""
+    NumPy arrays; ``(None, None)`` when an output key is not among the inputs.
+    ``columns`` are key columns decided explicitly, ``explicit`` the other keys."""
     pl = sys.modules["polars"]
     distinct = inputs if inputs.n_unique() == len(inputs) else inputs.unique(maintain_order=True)
     if not outputs.is_in(distinct.implode()).all():
         return None, None
+    for column in columns:
+        if column.dtype == distinct.dtype:
+            distinct = distinct.filter(~distinct.is_in(column.implode()))
+        else:
+            explicit = (explicit or set()) | set(column.to_list())
     if explicit:
         decided = pl.Series(list(explicit))
         if decided.dtype == distinct.dtype:
@@ -146,13 +159,17 @@ def _polars_difference(inputs: Any, outputs: Any, explicit: set[Any] | None) -> 
     return distinct.to_numpy(), distinct.is_in(outputs.implode()).to_numpy()
 
 
-def _numpy_difference(before: Any, after: Any, explicit: set[Any] | None) -> tuple[Any, Any]:
+def _numpy_difference(
+    before: Any, after: Any, explicit: set[Any] | None, columns: list[Any]
+) -> tuple[Any, Any]:
     """``_polars_difference`` for NumPy arrays of numbers or fixed-width text."""
     np = sys.modules["numpy"]
     _values, first = np.unique(before, return_index=True)
     distinct = before[np.sort(first)] if len(first) < len(before) else before
     if not np.isin(after, distinct).all():
         return None, None
+    for column in columns:
+        distinct = distinct[~np.isin(distinct, column)]
     if explicit:
         distinct = distinct[~np.isin(distinct, np.asarray(list(explicit), dtype=object))]
     return distinct, np.isin(distinct, after)
