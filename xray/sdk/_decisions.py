@@ -1,9 +1,12 @@
 """Per-candidate decisions: what a step records, how much it keeps, and what it infers.
 
-On the user's thread (``DecisionLog.add``) a decision costs a few dictionary operations:
-``reason_counts`` is always kept, and the detail level decides what else is held:
+On the user's thread (``DecisionLog.add``) a decision costs a few operations: the
+candidate is held as it is (its key is taken in the sender, ``prepare``), a bulk call
+keeps one ``Block`` of columns (``_columns``), ``reason_counts`` is always kept, and the
+detail level decides what else is held:
 
-- ``summary``: nothing else (O(1) memory per step);
+- ``summary``: nothing else (for a step with a ``key``, the candidates decided, whose
+  keys win over inference);
 - ``sampled``: every accepted / selected / scored decision, and for rejections a
   reservoir of at most ``rejected_samples_per_reason`` per reason (uniform sample);
 - ``full``: every decision.
