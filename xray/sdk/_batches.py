@@ -257,7 +257,10 @@ class Packer:
                 self._drop("redacted", 1)
                 return None
             if kind == "step":
-                self._decisions += len(data.get("decisions") or ())
+                self._decisions += len(data.get("decisions") or ()) + sum(
+                    len(block.get("candidate_key") or ())
+                    for block in data.get("decision_columns") or ()
+                )
             return _compact.encode(data).encode("utf-8")
         except Exception as exc:
             internal_error(exc)
