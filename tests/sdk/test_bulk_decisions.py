@@ -218,6 +218,37 @@ def test_decisions_inferred_from_a_frame_are_those_inferred_from_a_list(
         assert _record(server, inferred, data, "full") == expected, type(data)
 
 
+def test_score_many_and_select_many_record_what_score_and_select_record(rec: Recording) -> None:
+    items = CATALOGUE[:20]
+
+    @step(type="rank", key="id", detail="full")
+    def one_by_one(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        s = current_step()
+        for at, c in enumerate(items):
+            s.score(c, c["score"], rank=at + 1, price=c["price"])
+        s.select(items[0], reason="top", score=items[0]["score"])
+        return items
+
+    @step(type="rank", key="id", detail="full")
+    def at_once(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        s = current_step()
+        s.score_many(
+            items,
+            np.array([c["score"] for c in items]),
+            ranks=range(1, len(items) + 1),
+            price=pd.Series([c["price"] for c in items]),
+        )
+        s.select_many(items[:1], reason="top", score=[items[0]["score"]])
+        return items
+
+    one_by_one(items)
+    at_once(items)
+    rec.flush()
+    expected = rec.decisions("one_by_one")
+    assert len(expected) == len(items) + 1
+    assert _stored(rec.decisions("at_once")) == _stored(expected)
+
+
 # -- caps and sampling -----------------------------------------------------------------------
 
 

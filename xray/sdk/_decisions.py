@@ -308,6 +308,12 @@ class DecisionLog:
         keys = block.keys
         assert keys is not None
         order = block.order
+        # Python lists once, read by index for each sampled rejection.
+        block.attrs = {name: as_list(column) for name, column in block.attrs.items()}
+        for field in ("reason", "score", "rank"):
+            value = getattr(block, field)
+            if aligned(value):
+                setattr(block, field, as_list(value))
 
         def make(index: int) -> Entry:
             return (
