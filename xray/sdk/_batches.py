@@ -237,8 +237,7 @@ class Packer:
                 made = self._encoder.step_text(item, plain)
                 if made is None:
                     break  # a redact hook must see the dict
-                text, decisions = made
-                data = text.encode("utf-8")
+                data, decisions = made
             except UnicodeEncodeError:  # a lone surrogate: the dict path reports the drop
                 break
             except Exception as exc:  # a value only the next path copes with (or says why)

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+from pydantic_core import PydanticSerializationError, to_json
+
 from xray.sdk import _ids
 from xray.sdk._columns import Writer, entries_block
 from xray.sdk._decisions import DecisionLog, infer, key_text
@@ -83,6 +85,19 @@ def _encode_flat(value: Any) -> str:
 _REDACTED_JSON = _encode_flat(REDACTED)
 # JSON of one str, as ``_compact`` writes it (non-ASCII kept); C in CPython.
 _json_str: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _json_bytes(item: dict[str, Any]) -> bytes:
+    """UTF-8 JSON of a wire dict whose values are already JSON-safe.
+
+    Decision columns hold thousands of values: pydantic-core writes them in Rust. A value
+    it cannot write (a lone surrogate) goes through ``_compact``, which raises what the
+    caller handles.
+    """
+    try:
+        return to_json(item, inf_nan_mode="null")
+    except PydanticSerializationError:
+        return _compact.encode(item).encode("utf-8")
 
 
 def sdk_info() -> dict[str, Any]:
@@ -256,8 +271,8 @@ class Encoder:
 
     # -- steps -----------------------------------------------------------------------
 
-    def step_text(self, s: Step, plain: bool = True) -> tuple[str, int] | None:
-        """``_compact.encode(self.step(s))`` and its number of decisions, without a hook.
+    def step_text(self, s: Step, plain: bool = True) -> tuple[bytes, int] | None:
+        """``_compact.encode(self.step(s))`` as UTF-8 and its number of decisions, no hook.
 
         A step that recorded nothing but its arguments and result (the common case) takes
         ``_plain_text`` unless ``plain`` is false. ``None`` when a ``redact`` hook must
@@ -268,10 +283,10 @@ class Encoder:
         if plain and s._x is None:
             text = self._plain_text(s)
             if text is not None:
-                return text, 0
+                return text.encode("utf-8"), 0
         item = self.step(s)
         assert item is not None
-        return _compact.encode(item), item["candidates_recorded"]
+        return _json_bytes(item), item["candidates_recorded"]
 
     def step(self, s: Step) -> dict[str, Any] | None:
         """The ``StepIn`` dict of a finished step, its decisions as ``decision_columns``.
