@@ -245,7 +245,7 @@ class Writer:
                 ints = [v for v in value if v is not None]
                 if not ints or (min(ints) >= _INT_MIN and max(ints) < _INT_MAX):
                     return value
-            elif all(map(math.isfinite, (v for v in value if v is not None))):
+            elif _all_finite(value, kinds):
                 return value
         return [_number(v, kind) for v in value]
 
@@ -256,8 +256,7 @@ class Writer:
             return [None if v is None else REDACTED for v in values]
         kinds = set(map(type, values))
         if kinds <= _FLAT:
-            floats = [v for v in values if type(v) is float]
-            if all(map(math.isfinite, floats)):
+            if _all_finite(values, kinds):
                 return values
         elif kinds <= {str, _NONE}:
             texts = [v for v in values if v is not None]
@@ -269,6 +268,15 @@ class Writer:
                 return values
         convert = self.convert
         return [None if v is None else convert(v, 1) for v in values]
+
+
+def _all_finite(values: list[Any], kinds: set[type]) -> bool:
+    """Whether no float of ``values`` (of types ``kinds``) is infinite or NaN."""
+    # One C pass: a NaN or an infinity makes the sum non-finite. Finite values whose sum
+    # overflows are checked one by one below.
+    if kinds == {float} and math.isfinite(sum(values)):
+        return True
+    return all(math.isfinite(v) for v in values if type(v) is float)
 
 
 def _number(value: Any, kind: type) -> Any:

@@ -490,6 +490,11 @@ def infer(
     )
     if len(left) < len(hashed):
         hashed = list(filter(left.__contains__, hashed))
+    if log.detail == FULL and len(hashed) > log.cap - log.held:
+        # Beyond the cap only counted: the rest never become decisions.
+        room = max(log.cap - log.held, 0)
+        log.drop(len(hashed) - room)
+        hashed = hashed[:room]
     if in_hashed is in_raw:
         unique: list[Any] = hashed
     else:
