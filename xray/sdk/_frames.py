@@ -117,7 +117,10 @@ def infer(log: DecisionLog, key: KeySpec, step_type: str, inputs: Any, outputs: 
         log.total += len(unique)
         return
     keep_verb = SELECTED if step_type == "select" else ACCEPTED
-    stay, gone = unique[kept], unique[~kept]
+    if library(unique) == "polars":  # stays a series: only held rows become objects
+        stay, gone = unique.filter(kept), unique.filter(~kept)
+    else:
+        stay, gone = unique[kept], unique[~kept]
     ranks = None
     if step_type == "rank":
         first: dict[Any, int] = {}
@@ -139,11 +142,15 @@ def _polars_difference(
     inputs: Any, outputs: Any, explicit: set[Any] | None, columns: list[Any]
 ) -> tuple[Any, Any]:
     """(distinct input keys not decided explicitly, whether each is in the output) as
-    NumPy arrays; ``(None, None)`` when an output key is not among the inputs.
+    polars series; ``(None, None)`` when an output key is not among the inputs.
     ``columns`` are key columns decided explicitly, ``explicit`` the other keys."""
     pl = sys.modules["polars"]
     distinct = inputs if inputs.n_unique() == len(inputs) else inputs.unique(maintain_order=True)
-    if not outputs.is_in(distinct.implode()).all():
+    outs = outputs.implode()
+    # A subset when every distinct output key is found among the distinct inputs: one
+    # probe of the inputs against the (few) outputs serves the check and the verbs.
+    kept = distinct.is_in(outs)
+    if kept.sum() != outputs.n_unique():
         return None, None
     for column in columns:
         if column.dtype == distinct.dtype:
@@ -156,7 +163,9 @@ def _polars_difference(
             distinct = distinct.filter(~distinct.is_in(decided.implode()))
         else:  # mixed key types: compare as Python values
             distinct = pl.Series([k for k in distinct.to_list() if k not in explicit])
-    return distinct.to_numpy(), distinct.is_in(outputs.implode()).to_numpy()
+    if len(distinct) != len(kept):
+        kept = distinct.is_in(outs)
+    return distinct, kept
 
 
 def _numpy_difference(
