@@ -323,6 +323,56 @@ def test_caps_and_sampling_apply_to_frames(make: Callable[[Any], Any]) -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "make", [list, pd.DataFrame, pl.DataFrame], ids=["list", "pandas", "polars"]
+)
+def test_inferred_decisions_beyond_the_cap_are_counted_in_input_order(
+    make: Callable[[Any], Any],
+) -> None:
+    transport = InMemoryTransport()
+    keyed = step("inferred", type="filter", key="id", detail="full")(inferred)
+    sent = _one_step(transport, keyed, make(CATALOGUE), max_decisions_per_step=5)
+    assert (sent["candidates_total"], sent["candidates_recorded"]) == (len(CATALOGUE), 5)
+    decided = [(d["candidate_key"], d["decision"]) for d in sent["decisions"]]
+    kept = [c["id"] for c in CATALOGUE if c["price"] <= MAX_PRICE]
+    dropped = [c["id"] for c in CATALOGUE if c["price"] > MAX_PRICE]
+    if make is not pl.DataFrame:  # text keys compared as Python values: input order
+        expected = [(c["id"], "accepted" if c["id"] in kept else "rejected") for c in CATALOGUE]
+    else:  # by the key columns: the kept rows first, then the dropped ones
+        expected = [(k, "accepted") for k in kept] + [(k, "rejected") for k in dropped]
+    assert decided == expected[:5]
+
+
+@pytest.mark.parametrize("make", [pd.DataFrame, pl.DataFrame], ids=["pandas", "polars"])
+def test_a_frame_step_returning_rows_not_among_its_inputs_infers_nothing(
+    rec: Recording, make: Callable[[Any], Any]
+) -> None:
+    @step(type="filter", key="id", detail="full")
+    def renamed(frame: Any) -> Any:
+        return make([{**c, "id": c["id"] + "-copy"} for c in CATALOGUE[:3]])
+
+    renamed(make(CATALOGUE))
+    rec.flush()
+    assert rec.decisions("renamed") == []
+
+
+def test_non_finite_floats_in_columns_are_sent_as_per_item_calls_send_them(
+    rec: Recording,
+) -> None:
+    @step(type="rank", detail="full")
+    def scored(items: list[str]) -> list[str]:
+        current_step().score_many(
+            items, [1e308, 1e308, float("nan")], weight=[1e308, float("inf"), 1.5]
+        )
+        return items
+
+    scored(["a", "b", "c"])
+    rec.flush()
+    got = [(d["score"], (d["attributes"] or {}).get("weight")) for d in rec.decisions("scored")]
+    # A score that is not a number is dropped; an attribute is shown as text.
+    assert got == [(1e308, 1e308), (1e308, "inf"), (None, 1.5)]
+
+
 def per_item_kept() -> list[dict[str, Any]]:
     return [c for c in CATALOGUE if c["price"] <= MAX_PRICE and c["rating"] >= 2.0]
 
