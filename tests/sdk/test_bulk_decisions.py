@@ -150,7 +150,8 @@ def inferred(candidates: Any, max_price: float) -> Any:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     workdir = tmp_path_factory.mktemp("sdk-bulk")
     url = f"sqlite+aiosqlite:///{workdir / 'xray.db'}"
-    with api_server(url, workdir=workdir, api_keys=(KEY,)) as running:
+    # A loaded shared machine can take longer than the default to start Python and migrate.
+    with api_server(url, workdir=workdir, api_keys=(KEY,), startup_timeout=120) as running:
         yield running
 
 
