@@ -221,7 +221,7 @@ class Writer:
 
     def _keys(self, keys: list[Any]) -> list[str]:
         kinds = set(map(type, keys))
-        if kinds == {str} and min(map(len, keys)) > 0 and max(map(len, keys)) <= _MAX_KEY:
+        if kinds == {str} and "" not in keys and max(map(len, keys)) <= _MAX_KEY:
             return keys
         if kinds == {int}:
             return list(map(str, keys))
