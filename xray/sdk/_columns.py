@@ -137,10 +137,10 @@ def as_list(value: Any) -> list[Any]:
     return list(value)
 
 
-def entries_block(entries: list[Any], keys: list[Any] | None = None) -> Block:
+def entries_block(entries: list[Any]) -> Block:
     """One block of per-item entries ``(order, key, decision, reason, score, rank, attrs)``.
 
-    ``keys`` replaces the entries' second field (the candidates, when they hold those).
+    Its ``keys`` are the entries' second field (candidates until the caller keys them).
     """
     n = len(entries)
     _orders, items, decisions, reasons, scores, ranks, found = zip(*entries, strict=True)
@@ -157,7 +157,7 @@ def entries_block(entries: list[Any], keys: list[Any] | None = None) -> Block:
         attrs,
         {},
     )
-    block.keys = list(items) if keys is None else keys
+    block.keys = list(items)
     block.order = entries[0][0]
     block.take = n
     return block

@@ -217,12 +217,14 @@ class DecisionLog:
         explicit = self.explicit_keys if inferring else None
         entries = self.entries
         if entries:
-            # The held per-item decisions become one block: their columns.
-            keys = _keys([e[1] for e in entries], key)
+            # The held per-item decisions become one block: their columns, the candidates'
+            # column replaced by their keys.
+            made = entries_block(entries)
+            assert made.keys is not None
+            made.keys = keys = _keys(made.keys, key)
             if explicit is not None:
                 add_hashable(explicit, keys)
             self.entries = []
-            made = entries_block(entries, keys)
         for slot in self._reservoirs.values():
             slot[1] = _keyed(slot[1], key)
         if self.unheld and explicit is not None:
