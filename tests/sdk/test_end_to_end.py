@@ -21,7 +21,8 @@ KEY = "e2e-key"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     workdir = tmp_path_factory.mktemp("sdk-e2e")
     url = f"sqlite+aiosqlite:///{workdir / 'xray.db'}"
-    with api_server(url, workdir=workdir, api_keys=(KEY,)) as running:
+    # A loaded shared machine can take longer than the default to start Python and migrate.
+    with api_server(url, workdir=workdir, api_keys=(KEY,), startup_timeout=120) as running:
         yield running
 
 

@@ -237,8 +237,7 @@ class Packer:
                 made = self._encoder.step_text(item, plain)
                 if made is None:
                     break  # a redact hook must see the dict
-                text, decisions = made
-                data = text.encode("utf-8")
+                data, decisions = made
             except UnicodeEncodeError:  # a lone surrogate: the dict path reports the drop
                 break
             except Exception as exc:  # a value only the next path copes with (or says why)
@@ -257,7 +256,10 @@ class Packer:
                 self._drop("redacted", 1)
                 return None
             if kind == "step":
-                self._decisions += len(data.get("decisions") or ())
+                self._decisions += len(data.get("decisions") or ()) + sum(
+                    len(block.get("candidate_key") or ())
+                    for block in data.get("decision_columns") or ()
+                )
             return _compact.encode(data).encode("utf-8")
         except Exception as exc:
             internal_error(exc)

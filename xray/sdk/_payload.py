@@ -20,7 +20,10 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+from pydantic_core import PydanticSerializationError, to_json
+
 from xray.sdk import _ids
+from xray.sdk._columns import Writer, entries_block
 from xray.sdk._decisions import DecisionLog, infer, key_text
 from xray.sdk._run import _UNSET, Run
 from xray.sdk._serialize import (
@@ -31,7 +34,6 @@ from xray.sdk._serialize import (
     Head,
     Redactor,
     _compact,
-    _Converter,
     json_safe,
     preview,
     truncate,
@@ -83,6 +85,19 @@ def _encode_flat(value: Any) -> str:
 _REDACTED_JSON = _encode_flat(REDACTED)
 # JSON of one str, as ``_compact`` writes it (non-ASCII kept); C in CPython.
 _json_str: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _json_bytes(item: dict[str, Any]) -> bytes:
+    """UTF-8 JSON of a wire dict whose values are already JSON-safe.
+
+    Decision columns hold thousands of values: pydantic-core writes them in Rust. A value
+    it cannot write (a lone surrogate) goes through ``_compact``, which raises what the
+    caller handles.
+    """
+    try:
+        return to_json(item, inf_nan_mode="null")
+    except PydanticSerializationError:
+        return _compact.encode(item).encode("utf-8")
 
 
 def sdk_info() -> dict[str, Any]:
@@ -172,6 +187,7 @@ class Encoder:
         self.cap = config.max_decisions_per_step
         self.per_reason = config.rejected_samples_per_reason
         self.sdk = sdk if sdk is not None else sdk_info()
+        self._columns = Writer(self.redactor, key_text)
         # Fast path state (sender thread only): keys known not to name a secret, the
         # constant JSON of a step per (run, spec), argument names per function.
         self._plain_keys: set[str] = set()
@@ -255,95 +271,68 @@ class Encoder:
 
     # -- steps -----------------------------------------------------------------------
 
-    def step_text(self, s: Step, plain: bool = True) -> tuple[str, int] | None:
-        """``_compact.encode(self.step(s))`` and its number of decisions, without a hook.
+    def step_text(self, s: Step, plain: bool = True) -> tuple[bytes, int] | None:
+        """``_compact.encode(self.step(s))`` as UTF-8 and its number of decisions, no hook.
 
         A step that recorded nothing but its arguments and result (the common case) takes
-        ``_plain_text`` unless ``plain`` is false. Otherwise the decisions of the usual
-        shape (a short str key, a str reason or none, nothing else) are written straight
-        to JSON text instead of a dict each: a full-detail step can carry thousands.
-        ``None`` when a ``redact`` hook must see the dict.
+        ``_plain_text`` unless ``plain`` is false. ``None`` when a ``redact`` hook must
+        see the dict.
         """
         if self.hook is not None:
             return None
         if plain and s._x is None:
             text = self._plain_text(s)
             if text is not None:
-                return text, 0
-        texts: list[str] = []
-        item = self.step(s, texts)
+                return text.encode("utf-8"), 0
+        item = self.step(s)
         assert item is not None
-        text = _compact.encode(item)
-        # "decisions" is the item's last key: its JSON ends with "decisions":[]}
-        return f"{text[:-2]}{','.join(texts)}]}}", len(texts)
+        return _json_bytes(item), item["candidates_recorded"]
 
-    def step(self, s: Step, texts: list[str] | None = None) -> dict[str, Any] | None:
-        """The ``StepIn`` dict of a finished step, decisions nested (or JSON in ``texts``)."""
+    def step(self, s: Step) -> dict[str, Any] | None:
+        """The ``StepIn`` dict of a finished step, its decisions as ``decision_columns``.
+
+        Every held decision, per-item or bulk, travels in the columnar form: a run of
+        per-item decisions becomes one block, each bulk call (and the inferred decisions)
+        its own, in the order they were made.
+        """
         spec = s._spec
         detail = spec.detail or self.default_detail
         x = s._x or _NO_EXTRA
         log = x.log
-        if x.snapshot is not None and spec.key is not None:
-            if log is None:
-                log = DecisionLog(detail, self.cap, self.per_reason, True)
-            inputs, outputs = x.snapshot
-            infer(log, spec.key, spec.type, inputs, outputs)
-        decisions: list[dict[str, Any]] = []
+        inferring = x.snapshot is not None and spec.key is not None
+        if inferring and log is None:
+            log = x.log = DecisionLog(detail, self.cap, self.per_reason, True)
+        blocks: list[dict[str, Any]] = []
+        recorded = 0
         if log is not None:
-            convert = _Converter(self.redactor, 50, 2000, 6).convert
-            append = decisions.append
-            # The common shapes (str key, str or no reason, float or no score) skip the
-            # general helpers: a full-detail step can carry thousands of these.
-            text = texts.append if texts is not None else None
-            reasons = self._reason_json
-            for _order, raw, decision, reason, score, rank, attrs in log.recorded():
-                if (
-                    text is not None
-                    and type(raw) is str
-                    and 0 < len(raw) <= 512
-                    and score is None
-                    and rank is None
-                    and not attrs
-                ):
-                    if reason is None:
-                        tail = ""
-                    else:
-                        tail = reasons.get(reason, "")
-                        if not tail:
-                            if len(reasons) >= _CACHE_LIMIT:
-                                reasons.clear()
-                            cut = truncate(str(reason), _MAX_REASON)
-                            tail = reasons[reason] = f',"reason":{_encode_flat(cut)}'
-                    text(f'{{"candidate_key":{_json_str(raw)},"decision":"{decision}"{tail}}}')
+            if not log.finished:  # once, however many times the step is encoded
+                log.finished = True
+                log.prepare(spec.key, inferring)
+                if inferring:
+                    assert x.snapshot is not None
+                    inputs, outputs = x.snapshot
+                    infer(log, spec.key, spec.type, inputs, outputs)
+            write = self._columns.block
+            entries: list[Any] = []
+            piece: Any
+            for piece in log.pieces():
+                if type(piece) is tuple and len(piece) == 7:
+                    entries.append(piece)
                     continue
-                # Absent fields take the wire defaults (null / {}): smaller JSON, less work.
-                out: dict[str, Any] = {
-                    "candidate_key": raw
-                    if type(raw) is str and 0 < len(raw) <= 512
-                    else key_text(raw),
-                    "decision": decision,
-                }
-                if reason is not None:
-                    out["reason"] = (
-                        reason if len(reason) <= _MAX_REASON else truncate(reason, _MAX_REASON)
-                    )
-                if score is not None:
-                    out["score"] = (
-                        score if type(score) is float and math.isfinite(score) else _number(score)
-                    )
-                if rank is not None:
-                    out["rank"] = rank if type(rank) is int else _integer(rank)
-                if attrs:
-                    out["attributes"] = convert(attrs, 0)
-                if text is not None:
-                    text(_compact.encode(out))
-                else:
-                    append(out)
+                if entries:
+                    blocks.append(write(entries_block(entries), 0, len(entries)))
+                    recorded += len(entries)
+                    entries = []
+                block, rows = piece
+                blocks.append(write(block, 0, rows))
+                recorded += rows
+            if entries:
+                blocks.append(write(entries_block(entries), 0, len(entries)))
+                recorded += len(entries)
         item = self._own_fields(s)
         item["input"] = self._arguments(spec.fn, s._args, s._kwargs)
         item["output"] = self._preview(_uncut(s._result)) if s._result is not None else None
-        recorded = len(decisions) if texts is None else len(texts)
-        item.update(self._shared_fields(s, x, log, detail, recorded, decisions))
+        item.update(self._shared_fields(s, x, log, detail, recorded, blocks))
         return self._hook("step", item)
 
     # A step's wire fields in two groups, the one definition of each: what a call has of
@@ -375,12 +364,9 @@ class Encoder:
         log: DecisionLog | None,
         detail: str,
         recorded: int,
-        decisions: list[dict[str, Any]],
+        blocks: list[dict[str, Any]],
     ) -> dict[str, Any]:
-        """The fields of ``s`` set by its run, its spec and what it recorded (``x``, ``log``).
-
-        "decisions" is the last key: ``step_text`` appends decisions to its JSON text.
-        """
+        """The fields of ``s`` set by its run, its spec and what it recorded (``x``, ``log``)."""
         spec = s._spec
         run = s.run
         return {
@@ -397,7 +383,8 @@ class Encoder:
             "detail": detail,
             "candidates_total": log.total if log is not None and log.total else None,
             "candidates_recorded": recorded,
-            "decisions": decisions,
+            "decisions": [],
+            "decision_columns": blocks,
         }
 
     # -- the fast path: a plain step straight to JSON text ------------------------------

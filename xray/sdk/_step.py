@@ -31,15 +31,16 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from xray.sdk import _ids
 from xray.sdk._buffer import Buffer
+from xray.sdk._columns import FRAME_MODULES, Block, aligned, as_list, copied
 from xray.sdk._context import _Runtime, frame, resolve_default_client, runtime
 from xray.sdk._decisions import (
     ACCEPTED,
     REJECTED,
     SCORED,
     SELECTED,
+    SUMMARY,
     DecisionLog,
     KeySpec,
-    candidate_key,
 )
 from xray.sdk._drive import Finish, Opener, wrap_async_generator, wrap_generator
 from xray.sdk._guard import guarded, internal_error, warn_once
@@ -209,7 +210,8 @@ class _Extra:
         self.log: DecisionLog | None = None
         self.error: BaseException | None = None
         self.traceback: TracebackType | None = None
-        self.snapshot: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
+        # (inputs, outputs): copies of the candidates, or a frame step's key columns.
+        self.snapshot: tuple[Any, Any] | None = None
         self.owner: tuple[StepFactory, Any] | None = None
 
 
@@ -367,6 +369,9 @@ class Step(_StepFields):
         """Change the step's name for this call (e.g. ``f"search:{keyword}"``)."""
         self._extra.name = str(name)
 
+    # The per-item calls run once per candidate in a loop: each does its work inline (one
+    # call into the log), and the candidate's key is taken later, in the sender.
+
     def accept(
         self, item: Any, reason: str | None = None, score: float | None = None, **attrs: Any
     ) -> None:
@@ -375,7 +380,16 @@ class Step(_StepFields):
         Example:
             >>> current_step().accept(c, reason="in_stock", score=0.9)
         """
-        self._decide(item, ACCEPTED, reason, score, None, attrs)
+        try:
+            x = self._x
+            log = x.log if x is not None else None
+            if log is None:
+                log = self._new_log()
+            if reason is not None and type(reason) is not str:
+                reason = str(reason)
+            log.add(item, ACCEPTED, reason, score, None, attrs)
+        except Exception as exc:
+            internal_error(exc)
 
     def reject(self, item: Any, reason: str | None = None, **attrs: Any) -> None:
         """Record that ``item`` was dropped here, and why (counted in ``reason_counts``).
@@ -383,7 +397,16 @@ class Step(_StepFields):
         Example:
             >>> current_step().reject(c, reason="price_above_max", price=c["price"])
         """
-        self._decide(item, REJECTED, reason, None, None, attrs)
+        try:
+            x = self._x
+            log = x.log if x is not None else None
+            if log is None:
+                log = self._new_log()
+            if reason is not None and type(reason) is not str:
+                reason = str(reason)
+            log.add(item, REJECTED, reason, None, None, attrs)
+        except Exception as exc:
+            internal_error(exc)
 
     def select(
         self, item: Any, reason: str | None = None, score: float | None = None, **attrs: Any
@@ -393,27 +416,6 @@ class Step(_StepFields):
         Example:
             >>> current_step().select(best, reason="top_rated")
         """
-        self._decide(item, SELECTED, reason, score, None, attrs)
-
-    def score(self, item: Any, score: float, rank: int | None = None, **attrs: Any) -> None:
-        """Record the score (and rank) ``item`` got here.
-
-        Example:
-            >>> current_step().score(c, 0.82, rank=3)
-        """
-        self._decide(item, SCORED, None, score, rank, attrs)
-
-    def _decide(
-        self,
-        item: Any,
-        decision: str,
-        reason: str | None,
-        score: float | None,
-        rank: int | None,
-        attrs: dict[str, Any],
-    ) -> None:
-        # Called once per candidate in a loop: the common shapes (a log already made, dict
-        # candidates with a field key) skip the helpers.
         try:
             x = self._x
             log = x.log if x is not None else None
@@ -421,19 +423,169 @@ class Step(_StepFields):
                 log = self._new_log()
             if reason is not None and type(reason) is not str:
                 reason = str(reason)
-            key = self._spec.key
-            log.add(
-                item.get(key)
-                if type(item) is dict and type(key) is str
-                else candidate_key(item, key),
-                decision,
-                reason,
-                score,
-                rank,
-                attrs or None,
+            log.add(item, SELECTED, reason, score, None, attrs)
+        except Exception as exc:
+            internal_error(exc)
+
+    def score(self, item: Any, score: float, rank: int | None = None, **attrs: Any) -> None:
+        """Record the score (and rank) ``item`` got here.
+
+        Example:
+            >>> current_step().score(c, 0.82, rank=3)
+        """
+        try:
+            x = self._x
+            log = x.log if x is not None else None
+            if log is None:
+                log = self._new_log()
+            log.add(item, SCORED, None, score, rank, attrs)
+        except Exception as exc:
+            internal_error(exc)
+
+    def accept_many(self, items: Any, reason: Any = None, score: Any = None, **attrs: Any) -> None:
+        """Record that every one of ``items`` passed this step, in one call.
+
+        ``items`` is a list of candidates, a DataFrame (its rows, named by the step's key
+        column) or a series of keys. ``reason``, ``score`` and each attribute are one
+        value for all of them or a sequence aligned with ``items`` (a list, an array, a
+        series). Records exactly what ``accept`` called once per item would.
+
+        Example:
+            >>> current_step().accept_many(kept, reason="in_stock", price=[c["price"] for c in kept])
+        """
+        self._decide_many(items, ACCEPTED, reason, score, None, attrs)
+
+    def reject_many(self, items: Any, reason: Any = None, **attrs: Any) -> None:
+        """Record that every one of ``items`` was dropped here, and why, in one call.
+
+        ``items``, ``reason`` and the attributes as in ``accept_many``. Counted in
+        ``reason_counts`` and held per the step's detail and caps exactly as ``reject``
+        called once per item; much cheaper for many candidates.
+
+        Example:
+            >>> dropped = [c for c in candidates if c["price"] > max_price]
+            >>> current_step().reject_many(
+            ...     dropped, reason="price_above_max", price=[c["price"] for c in dropped]
+            ... )
+            >>> current_step().reject_many(df[df.price > 60], reason="price_above_max",
+            ...                            price=df.loc[df.price > 60, "price"])
+        """
+        self._decide_many(items, REJECTED, reason, None, None, attrs)
+
+    def select_many(self, items: Any, reason: Any = None, score: Any = None, **attrs: Any) -> None:
+        """Record that every one of ``items`` was chosen, in one call (see ``accept_many``).
+
+        Example:
+            >>> current_step().select_many(top, reason="top_rated", score=[c["score"] for c in top])
+        """
+        self._decide_many(items, SELECTED, reason, score, None, attrs)
+
+    def score_many(self, items: Any, scores: Any, ranks: Any = None, **attrs: Any) -> None:
+        """Record the scores (and ranks) of ``items``, aligned with them, in one call.
+
+        Example:
+            >>> current_step().score_many(candidates, [0.82, 0.4], ranks=[1, 2])
+        """
+        self._decide_many(items, SCORED, None, scores, ranks, attrs)
+
+    def _decide_many(
+        self,
+        items: Any,
+        decision: str,
+        reason: Any,
+        score: Any,
+        rank: Any,
+        attrs: dict[str, Any],
+    ) -> None:
+        # The caller's part of a bulk call: lengths checked, sequences copied shallowly,
+        # counted. Keys are taken and values converted in the sender (``DecisionLog``).
+        try:
+            x = self._x
+            log = x.log if x is not None else None
+            if log is None:
+                log = self._new_log()
+            kind = type(items)
+            rows: list[Any] | None
+            column: Any = None
+            if kind is list or kind is tuple:
+                rows = list(items)
+            elif kind.__module__.partition(".")[0] in FRAME_MODULES:
+                from xray.sdk import _frames  # only a DataFrame or an array gets here
+
+                rows = None
+                column = _frames.key_column(items, self._spec.key)
+                if column is None:
+                    problem = f"no key column {self._spec.key!r} in its frame"
+                    self._drop_many(log, problem, len(items))
+                    return
+                column = copied(column)
+            else:
+                rows = list(items)
+            n = len(rows) if rows is not None else len(column)
+            if not n:
+                return
+            for name, value in (("reason", reason), ("score", score), ("rank", rank)):
+                if aligned(value) and len(value) != n:
+                    problem = f"{len(value)} values of {name} for {n} candidates"
+                    self._drop_many(log, problem, n, rows)
+                    return
+            if reason is not None:
+                if aligned(reason):
+                    reasons = as_list(reason)
+                    if not set(map(type, reasons)) <= {str, type(None)}:
+                        reasons = [None if r is None else str(r) for r in reasons]
+                    reason = reasons
+                elif type(reason) is not str:
+                    reason = str(reason)
+            columns: dict[str, Any] = {}
+            shared: dict[str, Any] = {}
+            for name, value in attrs.items():
+                if aligned(value):
+                    if len(value) != n:
+                        problem = f"{len(value)} values of attribute {name!r} for {n} candidates"
+                        self._drop_many(log, problem, n, rows)
+                        return
+                    columns[name] = copied(value)
+                else:
+                    shared[name] = value
+            if log.detail == SUMMARY and log.explicit_keys is None:
+                rows = column = None  # only counted: nothing of the candidates is needed
+                columns = {}
+            log.add_block(
+                Block(
+                    rows,
+                    column,
+                    n,
+                    decision,
+                    reason,
+                    copied(score),
+                    copied(rank),
+                    columns,
+                    shared,
+                )
             )
         except Exception as exc:
             internal_error(exc)
+
+    def _drop_many(self, log: DecisionLog, problem: str, count: int, rows: Any = None) -> None:
+        """A bulk call that cannot be recorded: warned once, counted, never raised.
+
+        Its candidates still count as decided explicitly (when they can be named), so
+        inference does not record them a second time.
+        """
+        log.drop(count)
+        if rows is not None and log.explicit_keys is not None:
+            log.blocks.append(
+                Block(list(rows), None, len(rows), REJECTED, None, None, None, {}, {})
+            )
+        warn_once(
+            f"bulk-dropped-{self._spec.name}-{problem}",
+            "xray: a bulk decision call in step %r has %s; its %d decisions are counted "
+            "in candidates_total, not recorded",
+            self.name,
+            problem,
+            count,
+        )
 
     def _new_log(self) -> DecisionLog:
         cfg = self.run._client._config
@@ -495,6 +647,10 @@ class Step(_StepFields):
                 tuple(inputs.values() if isinstance(inputs, dict) else inputs),
                 tuple(outputs.values() if isinstance(outputs, dict) else outputs),
             )
+        elif type(inputs).__module__.partition(".")[0] in FRAME_MODULES:
+            from xray.sdk import _frames  # only a DataFrame step gets here
+
+            self._extra.snapshot = _frames.snapshot(inputs, outputs, self._spec.key)
 
     def __repr__(self) -> str:
         return f"<Step {self.name!r} type={self.type} {self._status}>"
@@ -538,7 +694,19 @@ class _NoopStep(Step):
     def rename(self, name: str) -> None:
         return None
 
-    def _decide(self, *args: Any) -> None:
+    def accept(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def reject(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def select(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def score(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def _decide_many(self, *args: Any) -> None:
         return None
 
     def _end(self, result: Any) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from xray.sdk._client import XRayClient
 from xray.sdk._context import runtime
 from xray.sdk._sender import Response
+from xray.shared import DecisionColumnsIn
 
 __all__ = ["InMemoryTransport", "Recording", "recording"]
 
@@ -82,13 +83,22 @@ class InMemoryTransport:
     def steps(self) -> list[dict[str, Any]]:
         """Every step sent, in the order received.
 
-        Decisions are shown with every field: the wire leaves out a decision's ``reason``,
-        ``score``, ``rank`` and ``attributes`` when they hold the default (null / {}).
+        Decisions are shown one by one with every field, as the server stores them: the
+        columnar blocks (``decision_columns``) are unfolded after the listed decisions, and
+        a decision's ``reason``, ``score``, ``rank`` and ``attributes`` take their defaults
+        (null / {}) when the wire leaves them out.
         """
         with self._lock:
             steps = [s for batch in self.batches for s in batch.get("steps", [])]
         return [
-            {**s, "decisions": [{**_DECISION_DEFAULTS, **d} for d in s["decisions"]]} for s in steps
+            {
+                **s,
+                "decisions": [
+                    {**_DECISION_DEFAULTS, **d}
+                    for d in [*s.get("decisions", ()), *_unfold(s.get("decision_columns", ()))]
+                ],
+            }
+            for s in steps
         ]
 
     def step(self, name: str) -> dict[str, Any]:
@@ -106,6 +116,15 @@ class InMemoryTransport:
         with self._lock:
             self.batches.clear()
             self.requests.clear()
+
+
+def _unfold(blocks: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The decisions of ``decision_columns`` blocks one by one (what the server stores)."""
+    return [
+        row.model_dump(mode="json")
+        for block in blocks
+        for row in DecisionColumnsIn.model_validate(block).rows()
+    ]
 
 
 class Recording:
