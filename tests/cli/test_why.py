@@ -174,3 +174,25 @@ def test_cohorts_compare_the_german_group_with_the_rest(
     )
     bad = run_cli("cohorts", PIPELINE, "locale", url=demo_server.base_url)
     assert bad.code == 2 and "metadata.locale:de-DE" in bad.err
+
+
+def test_steps_says_how_many_steps_match_in_all(demo: Any, demo_server: RunningServer) -> None:
+    german = _german(_support_runs(demo_server))
+    result = run_cli(
+        "steps",
+        "--pipeline",
+        PIPELINE,
+        "--name",
+        "locale_filter",
+        "--limit",
+        "2",
+        url=demo_server.base_url,
+    )
+    assert result.code == 0, result.err
+    assert f"2 of {RUNS_PER_PIPELINE} matching steps shown" in result.out
+    total = httpx.get(
+        f"{demo_server.base_url}/steps/count",
+        params={"name": "locale_filter", "reason": "locale_mismatch", "min_reason_rate": 1},
+        timeout=10,
+    ).json()
+    assert total == {"total": len(german), "exact": True}

@@ -328,7 +328,9 @@ def cmd_steps(ctx: Context, args: argparse.Namespace) -> int:
     ctx.emit(render_table(columns, rows, stream=ctx.out))
     by_pipeline = Counter(str(s.get("pipeline")) for s in items)
     summary = ", ".join(f"{p} {n}" for p, n in sorted(by_pipeline.items()))
-    ctx.emit(f"{len(items)} steps ({summary})")
+    total = ctx.api.get("/steps/count", params)
+    of = f"{total['total']:,}" if total.get("exact") else f"more than {total['total']:,}"
+    ctx.emit(f"{len(items):,} of {of} matching steps shown ({summary})")
     _more(ctx, more, len(items), "steps")
     return 0
 

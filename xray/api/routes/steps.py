@@ -1,9 +1,10 @@
-"""``GET /steps``, ``GET /steps/{id}`` and ``GET /steps/{id}/decisions``."""
+"""``GET /steps``, ``GET /steps/count``, ``GET /steps/{id}`` and
+``GET /steps/{id}/decisions``."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
@@ -22,7 +23,7 @@ from xray.api.routes._common import (
     errors,
     metadata_doc,
 )
-from xray.api.services import queries
+from xray.api.services import analysis, queries
 from xray.shared import Decision, DecisionOut, Page, RunStatus, StepOut, StepType
 
 __all__ = ["router"]
@@ -82,6 +83,50 @@ async def list_steps(
         metadata=metadata,
         limit=limit,
         cursor=cursor,
+    )
+
+
+@router.get(
+    "/steps/count",
+    summary="How many steps match the filters of GET /steps (exact up to 100,000)",
+    responses=ERRORS,
+    openapi_extra=metadata_doc(),
+)
+async def count_steps(
+    session: SessionDep,
+    metadata: MetadataFilters,
+    type: StepType | None = None,
+    name: NameFilter = None,
+    pipeline: NameFilter = None,
+    run_id: uuid.UUID | None = None,
+    status: RunStatus | None = None,
+    min_elimination_rate: MinRate = None,
+    max_elimination_rate: MaxRate = None,
+    min_input_count: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    since: Since = None,
+    until: Until = None,
+    reason: Reason = None,
+    min_reason_rate: ReasonRate = None,
+    min_rejected_rate: RejectedRate = None,
+    max_rejected_rate: RejectedRate = None,
+) -> dict[str, Any]:
+    return await analysis.count_steps(
+        session,
+        type=type,
+        name=name,
+        pipeline=pipeline,
+        run_id=run_id,
+        status=status,
+        min_elimination_rate=min_elimination_rate,
+        max_elimination_rate=max_elimination_rate,
+        min_input_count=min_input_count,
+        since=since,
+        until=until,
+        reason=reason,
+        min_reason_rate=min_reason_rate,
+        min_rejected_rate=min_rejected_rate,
+        max_rejected_rate=max_rejected_rate,
+        metadata=metadata,
     )
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "metadata_probe",
     "run_conditions",
     "step_conditions",
+    "step_list_conditions",
     "step_probe",
 ]
 
@@ -170,6 +171,55 @@ def step_conditions(
     if max_rejected_rate is not None:
         conditions.append(StepRow.rejected_rate <= max_rejected_rate)
     return conditions
+
+
+def step_list_conditions(
+    dialect: str,
+    *,
+    type: StepType | None = None,
+    name: str | None = None,
+    pipeline: str | None = None,
+    run_id: uuid.UUID | None = None,
+    status: RunStatus | None = None,
+    min_elimination_rate: float | None = None,
+    max_elimination_rate: float | None = None,
+    min_input_count: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    reason: str | None = None,
+    min_reason_rate: float | None = None,
+    min_rejected_rate: float | None = None,
+    max_rejected_rate: float | None = None,
+) -> list[ColumnElement[bool]]:
+    """The filters of ``GET /steps`` (and its count) on ``StepRow``, metadata aside."""
+    conditions: list[ColumnElement[bool]] = [
+        column == value
+        for column, value in (
+            (StepRow.type, None if type is None else type.value),
+            (StepRow.name, name),
+            (StepRow.pipeline, pipeline),
+            (StepRow.run_id, run_id),
+            (StepRow.status, None if status is None else status.value),
+        )
+        if value is not None
+    ]
+    if min_elimination_rate is not None:
+        conditions.append(StepRow.elimination_rate >= min_elimination_rate)
+    if max_elimination_rate is not None:
+        conditions.append(StepRow.elimination_rate <= max_elimination_rate)
+    if min_input_count is not None:
+        conditions.append(StepRow.input_count >= min_input_count)
+    if since is not None:
+        conditions.append(StepRow.started_at >= since)
+    if until is not None:
+        conditions.append(StepRow.started_at <= until)
+    return conditions + step_conditions(
+        dialect,
+        reason=reason,
+        min_reason_rate=min_reason_rate,
+        min_rejected_rate=min_rejected_rate,
+        max_rejected_rate=max_rejected_rate,
+    )
 
 
 def _step_filters(

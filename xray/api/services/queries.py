@@ -35,7 +35,7 @@ from xray.api.services._filters import (
     metadata_filter,
     metadata_probe,
     run_conditions,
-    step_conditions,
+    step_list_conditions,
     step_probe,
 )
 from xray.api.services._json_out import error_info, json_response, parsed, stored, stored_object
@@ -421,30 +421,19 @@ async def list_steps(
     Example:
         >>> await list_steps(session, type=StepType.FILTER, min_elimination_rate=0.9)  # doctest: +SKIP
     """
-    conditions: list[ColumnElement[bool]] = []
-    if type is not None:
-        conditions.append(StepRow.type == type.value)
-    if name is not None:
-        conditions.append(StepRow.name == name)
-    if pipeline is not None:
-        conditions.append(StepRow.pipeline == pipeline)
-    if run_id is not None:
-        conditions.append(StepRow.run_id == run_id)
-    if status is not None:
-        conditions.append(StepRow.status == status.value)
-    if min_elimination_rate is not None:
-        conditions.append(StepRow.elimination_rate >= min_elimination_rate)
-    if max_elimination_rate is not None:
-        conditions.append(StepRow.elimination_rate <= max_elimination_rate)
-    if min_input_count is not None:
-        conditions.append(StepRow.input_count >= min_input_count)
-    if since is not None:
-        conditions.append(StepRow.started_at >= since)
-    if until is not None:
-        conditions.append(StepRow.started_at <= until)
     dialect = session.get_bind().dialect.name
-    conditions += step_conditions(
+    conditions = step_list_conditions(
         dialect,
+        type=type,
+        name=name,
+        pipeline=pipeline,
+        run_id=run_id,
+        status=status,
+        min_elimination_rate=min_elimination_rate,
+        max_elimination_rate=max_elimination_rate,
+        min_input_count=min_input_count,
+        since=since,
+        until=until,
         reason=reason,
         min_reason_rate=min_reason_rate,
         min_rejected_rate=min_rejected_rate,
