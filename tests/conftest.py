@@ -7,7 +7,9 @@ so no developer's ``xray.config.yaml`` or ``XRAY_*`` setting leaks into a result
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import random
 import socket
 import uuid
 from collections.abc import Iterator
@@ -28,6 +30,41 @@ ARTIFACTS = REPO_ROOT / "test-artifacts"
 _XRAY_ENV = {"XRAY_CONFIG", *ENV_OVERRIDES}
 
 
+def _work_unit(item: pytest.Item) -> str:
+    """What a pytest-xdist worker takes in one piece under ``--dist loadgroup``.
+
+    A test module, whole: its module fixtures start once and its tests keep their order.
+    A module marked ``independent`` gives each of its tests to whichever worker is free;
+    an ``xdist_group`` mark keeps its tests together across modules.
+    """
+    group = item.get_closest_marker("xdist_group")
+    if group is not None:
+        return str(group.args[0] if group.args else group.kwargs.get("name", "default"))
+    if item.get_closest_marker("independent"):
+        return item.nodeid
+    return item.nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _WORKER:
+        return
+    # The longest work first, so no worker starts it when the others are nearly done:
+    # independent (long, self-contained) tests, then modules with a slow test, then the
+    # rest, each keeping its collected order.
+    rank: dict[str, int] = {}
+    for item in items:
+        unit = _work_unit(item)
+        if unit == item.nodeid:
+            level = 0
+        else:
+            if item.get_closest_marker("xdist_group") is None:
+                item.add_marker(pytest.mark.xdist_group(unit))
+            level = 1 if item.get_closest_marker("slow") else 2
+        rank[unit] = min(rank.get(unit, level), level)
+    items.sort(key=lambda item: rank[_work_unit(item)])
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     """Run each test in an empty directory with no X-Ray variables set."""
@@ -44,11 +81,31 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     yield workdir
 
 
+# Ports handed out by free_port(): below the kernel's ephemeral range, so no outgoing
+# connection (of this run or any other process) takes one between the check and the
+# server's bind, and split into one block per pytest-xdist worker, so two workers never
+# pick the same port.
+_PORTS_LOW, _PORTS_HIGH = 20_000, 32_000
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_WORKERS = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+_BLOCK = (_PORTS_HIGH - _PORTS_LOW) // (_WORKERS + 1)
+_BLOCK_START = _PORTS_LOW + _BLOCK * (int(_WORKER[2:]) + 1 if _WORKER[2:].isdigit() else 0)
+# A random start in the block: two runs at once that share a block walk through different
+# ports.
+_next_port = itertools.count(random.randrange(_BLOCK))
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, this worker's own."""
+    for _ in range(_BLOCK):
+        port = _BLOCK_START + next(_next_port) % _BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_BLOCK_START}..{_BLOCK_START + _BLOCK - 1}")
 
 
 def _pg_reachable() -> bool:
