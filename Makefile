@@ -40,34 +40,28 @@ typecheck: install-dev
 docs: install-dev
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-# The suite runs on PYTEST_WORKERS pytest-xdist processes (0: in this one). Most of its time
-# is spent waiting on servers, subprocesses and PostgreSQL, so there are more workers than
-# cores. A test module stays whole on one worker (tests/conftest.py); tests that need a
-# module of their own (PostgreSQL database, ports) get one per worker.
-PYTEST_WORKERS ?= 3
+# The suite runs on PYTEST_WORKERS pytest-xdist processes (0: in this one): most of its
+# time is spent waiting on servers, subprocesses and PostgreSQL. A test module stays whole
+# on one worker (tests/conftest.py); the session's PostgreSQL database and the ports
+# free_port() hands out are each worker's own. The workers share one PYTHONHASHSEED
+# (printed, random unless set), so a set iterated in a parametrize collects the same tests
+# on every worker.
+PYTEST_WORKERS ?= 2
 PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 # The SDK again on its pure-Python path (what runs where the C fast path was not built):
 # its own tests and the fail-open ones (the server's and the delivery tests do not depend
-# on the path); with the whole suite only, not when PYTEST_ARGS picks a part of it. It
-# runs beside the main run, its report printed after it.
+# on the path); with the whole suite only, not when PYTEST_ARGS picks a part of it.
 PURE_PYTHON_TESTS := tests/sdk tests/reliability/test_fail_open.py \
   tests/reliability/test_transport.py tests/reliability/test_fork.py
 
 pytest: install-dev services
-	@set -u; pure_log=$$(mktemp); pure=; \
+	@export PYTHONHASHSEED=$${PYTHONHASHSEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "PYTHONHASHSEED=$$PYTHONHASHSEED bash scripts/pytest.sh $(PYTEST_XDIST) $(PYTEST_ARGS)"; \
+	bash scripts/pytest.sh $(PYTEST_XDIST) $(PYTEST_ARGS) || exit $$?; \
 	if [ -z "$(PYTEST_ARGS)" ]; then \
-	  echo "XRAY_SDK_PURE_PYTHON=1 bash scripts/pytest.sh -q -p no:cacheprovider $(PURE_PYTHON_TESTS) (beside the main run)"; \
-	  XRAY_SDK_PURE_PYTHON=1 bash scripts/pytest.sh -q -p no:cacheprovider \
-	    $(PURE_PYTHON_TESTS) >"$$pure_log" 2>&1 & pure=$$!; \
-	fi; \
-	echo "bash scripts/pytest.sh $(PYTEST_XDIST) $(PYTEST_ARGS)"; \
-	bash scripts/pytest.sh $(PYTEST_XDIST) $(PYTEST_ARGS); main=$$?; pure_status=0; \
-	if [ -n "$$pure" ]; then \
-	  wait $$pure; pure_status=$$?; \
-	  echo "== the SDK on its pure-Python path (XRAY_SDK_PURE_PYTHON=1) =="; cat "$$pure_log"; \
-	fi; \
-	rm -f "$$pure_log"; \
-	[ $$main -eq 0 ] && [ $$pure_status -eq 0 ]
+	  echo "XRAY_SDK_PURE_PYTHON=1 bash scripts/pytest.sh -q $(PYTEST_XDIST) $(PURE_PYTHON_TESTS)"; \
+	  XRAY_SDK_PURE_PYTHON=1 bash scripts/pytest.sh -q $(PYTEST_XDIST) $(PURE_PYTHON_TESTS); \
+	fi
 
 # pip and apt-get side by side (neither needs the other), then the checks and the suite.
 test:

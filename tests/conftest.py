@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import os
 import random
+import re
 import socket
 import uuid
 from collections.abc import Iterator
@@ -28,6 +29,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 _XRAY_ENV = {"XRAY_CONFIG", *ENV_OVERRIDES}
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    # Every pytest-xdist worker must collect the same test ids: an id made at import
+    # (``f"/runs/{new_id()}/steps"``) is named without its random part.
+    if isinstance(val, str) and _UUID.search(val):
+        return _UUID.sub("<uuid>", val)
+    return None
 
 
 def _work_unit(item: pytest.Item) -> str:
