@@ -47,7 +47,7 @@ docs: install-dev
 # (printed, random unless set), so a set iterated in a parametrize collects the same tests
 # on every worker.
 PYTEST_WORKERS ?= 2
-PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
 # The SDK again on its pure-Python path (what runs where the C fast path was not built):
 # its own tests and the fail-open ones (the server's and the delivery tests do not depend
 # on the path); with the whole suite only, not when PYTEST_ARGS picks a part of it.

@@ -15,6 +15,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,39 +43,45 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     return None
 
 
-def _work_unit(item: pytest.Item) -> str:
-    """What a pytest-xdist worker takes in one piece under ``--dist loadgroup``.
+# Modules whose tests each go to whichever worker is free: long scenarios, each with its
+# own server, database and names. Every other module runs whole on one worker, so its
+# module fixtures start once and its tests keep their order.
+SPREAD_MODULES = frozenset({"tests/reliability/test_delivery.py"})
 
-    A test module, whole: its module fixtures start once and its tests keep their order.
-    A module marked ``independent`` gives each of its tests to whichever worker is free;
-    an ``xdist_group`` mark keeps its tests together across modules.
-    """
-    group = item.get_closest_marker("xdist_group")
-    if group is not None:
-        return str(group.args[0] if group.args else group.kwargs.get("name", "default"))
-    if item.get_closest_marker("independent"):
-        return item.nodeid
-    return item.nodeid.split("::", 1)[0]
+
+def _work_unit(nodeid: str) -> str:
+    """What a pytest-xdist worker takes in one piece (``--dist loadscope``)."""
+    module = nodeid.split("::", 1)[0]
+    return nodeid if module in SPREAD_MODULES else module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        # A class's tests stay with the rest of their module (loadscope alone splits them).
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    return ModuleScheduling(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not _WORKER:
         return
-    # The longest work first, so no worker starts it when the others are nearly done:
-    # independent (long, self-contained) tests, then modules with a slow test, then the
-    # rest, each keeping its collected order.
+    # The longest work first (with --no-loadscope-reorder the workers take it in this
+    # order), so no worker starts it when the others are nearly done: the spread
+    # scenarios, then modules with a slow test, then the rest, each in collected order.
     rank: dict[str, int] = {}
     for item in items:
-        unit = _work_unit(item)
-        if unit == item.nodeid:
-            level = 0
-        else:
-            if item.get_closest_marker("xdist_group") is None:
-                item.add_marker(pytest.mark.xdist_group(unit))
-            level = 1 if item.get_closest_marker("slow") else 2
+        unit = _work_unit(item.nodeid)
+        level = 0 if unit == item.nodeid else 1 if item.get_closest_marker("slow") else 2
         rank[unit] = min(rank.get(unit, level), level)
-    items.sort(key=lambda item: rank[_work_unit(item)])
+    items.sort(key=lambda item: rank[_work_unit(item.nodeid)])
 
 
 @pytest.fixture(autouse=True)

@@ -26,8 +26,7 @@ from tests.reliability._pipeline import DECISIONS_PER_RUN, STEPS_PER_RUN
 from tests.reliability._servers import API, pipeline_command, pipeline_env, stored
 from xray.sdk import XRayClient
 
-# Each scenario has its own API, database and pipeline names: they can run side by side.
-pytestmark = [pytest.mark.slow, pytest.mark.independent]
+pytestmark = pytest.mark.slow
 
 # The `sdk:` block of the architecture's configuration example, as a user copies it.
 EXAMPLE_SDK_BLOCK = """\
