@@ -27,12 +27,20 @@ else
   echo "PostgreSQL: not reachable on $PG_HOST:$PG_PORT; its tests will be skipped (they run under CI=true)" >&2
 fi
 
-if [ ! -x /usr/bin/chromium ]; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "Installing Debian chromium for the dashboard's browser tests" >&2
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
-      || echo "apt-get install chromium failed" >&2
-  fi
+# Debian's chromium (the dashboard's browser tests), PgBouncer (transaction mode, started by
+# tests/deploy/test_pooler.py on its own port) and openssl (the TLS tests make their own CA);
+# the TLS tests' initdb/pg_ctl come with PostgreSQL itself. What is missing is installed in
+# one apt-get run.
+NEEDS="chromium:/usr/bin/chromium pgbouncer:/usr/sbin/pgbouncer openssl:/usr/bin/openssl"
+missing=
+for need in $NEEDS; do
+  [ -x "${need#*:}" ] || missing="$missing ${need%%:*}"
+done
+if [ -n "$missing" ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "Installing Debian$missing for the browser and deployment tests" >&2
+  # shellcheck disable=SC2086  # one word per package
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing) >/dev/null \
+    || echo "apt-get install$missing failed" >&2
 fi
 if [ -x /usr/bin/chromium ]; then
   echo "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -n 1)"
@@ -42,17 +50,9 @@ elif [ "${CI:-}" = "true" ]; then
 else
   echo "chromium: missing; the browser tests will be skipped (run as root to install it)" >&2
 fi
-# PgBouncer (transaction mode, started by tests/deploy/test_pooler.py on its own port) and
-# openssl (the TLS tests make their own CA); the TLS tests' initdb/pg_ctl come with
-# PostgreSQL itself.
 for need in pgbouncer:/usr/sbin/pgbouncer openssl:/usr/bin/openssl; do
   package=${need%%:*}
   binary=${need#*:}
-  if [ ! -x "$binary" ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "Installing Debian $package for the deployment tests" >&2
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package") >/dev/null \
-      || echo "apt-get install $package failed" >&2
-  fi
   if [ -x "$binary" ]; then
     echo "$package: $binary"
   elif [ "${CI:-}" = "true" ]; then

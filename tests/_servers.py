@@ -38,7 +38,7 @@ def api_server(
     workdir: Path,
     api_keys: tuple[str, ...] = (),
     extra_env: dict[str, str] | None = None,
-    startup_timeout: float = 30.0,
+    startup_timeout: float = 120.0,
 ) -> Iterator[RunningServer]:
     """Start ``python -m xray.api`` on a free loopback port; yield once /readyz answers."""
     port = free_port()

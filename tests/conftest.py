@@ -7,11 +7,15 @@ so no developer's ``xray.config.yaml`` or ``XRAY_*`` setting leaks into a result
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import random
+import re
 import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +30,58 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 _XRAY_ENV = {"XRAY_CONFIG", *ENV_OVERRIDES}
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    # Every pytest-xdist worker must collect the same test ids: an id made at import
+    # (``f"/runs/{new_id()}/steps"``) is named without its random part.
+    if isinstance(val, str) and _UUID.search(val):
+        return _UUID.sub("<uuid>", val)
+    return None
+
+
+# Modules whose tests each go to whichever worker is free: long scenarios, each with its
+# own server, database and names. Every other module runs whole on one worker, so its
+# module fixtures start once and its tests keep their order.
+SPREAD_MODULES = frozenset({"tests/reliability/test_delivery.py"})
+
+
+def _work_unit(nodeid: str) -> str:
+    """What a pytest-xdist worker takes in one piece (``--dist loadscope``)."""
+    module = nodeid.split("::", 1)[0]
+    return nodeid if module in SPREAD_MODULES else module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        # A class's tests stay with the rest of their module (loadscope alone splits them).
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    return ModuleScheduling(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not _WORKER:
+        return
+    # The longest work first (with --no-loadscope-reorder the workers take it in this
+    # order), so no worker starts it when the others are nearly done: the spread
+    # scenarios, then modules with a slow test, then the rest, each in collected order.
+    rank: dict[str, int] = {}
+    for item in items:
+        unit = _work_unit(item.nodeid)
+        level = 0 if unit == item.nodeid else 1 if item.get_closest_marker("slow") else 2
+        rank[unit] = min(rank.get(unit, level), level)
+    items.sort(key=lambda item: rank[_work_unit(item.nodeid)])
 
 
 @pytest.fixture(autouse=True)
@@ -44,11 +100,31 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     yield workdir
 
 
+# Ports handed out by free_port(): below the kernel's ephemeral range, so no outgoing
+# connection (of this run or any other process) takes one between the check and the
+# server's bind, and split into one block per pytest-xdist worker, so two workers never
+# pick the same port.
+_PORTS_LOW, _PORTS_HIGH = 20_000, 32_000
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_WORKERS = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+_BLOCK = (_PORTS_HIGH - _PORTS_LOW) // (_WORKERS + 1)
+_BLOCK_START = _PORTS_LOW + _BLOCK * (int(_WORKER[2:]) + 1 if _WORKER[2:].isdigit() else 0)
+# A random start in the block: two runs at once that share a block walk through different
+# ports.
+_next_port = itertools.count(random.randrange(_BLOCK))
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, this worker's own."""
+    for _ in range(_BLOCK):
+        port = _BLOCK_START + next(_next_port) % _BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_BLOCK_START}..{_BLOCK_START + _BLOCK - 1}")
 
 
 def _pg_reachable() -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -64,4 +65,8 @@ def test_two_workers_on_postgres_serve_ingest_and_queries(
             got = client.get(f"/runs/{r['id']}").json()
         assert [s["seq"] for s in got["steps"]] == [0, 1, 2]
         assert ids({"items": [got]}) == [r["id"]]
+        # /readyz answers once one process is up; the other may still be starting.
+        deadline = time.monotonic() + 60
+        while server.log().count("Started server process") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert server.log().count("Started server process") == 2
