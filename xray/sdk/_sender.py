@@ -216,6 +216,7 @@ class Sender:
         self._interrupt = threading.Event()
         self._failures = 0
         self._warned: set[str] = set()  # each problem is logged once per client
+        self._warned_lock = threading.Lock()
         # Set once the transport exists; fork() waits for it (see _client), because a child
         # forked while this thread imports httpx would inherit a half-imported module.
         self.ready = threading.Event()
@@ -420,9 +421,16 @@ class Sender:
                 self.outbox.give_back(batch)
                 time.sleep(0.1)
 
-    def _warn_once(self, key: str, message: str, *args: object) -> None:
-        if key not in self._warned:
+    def _claim(self, key: str) -> bool:
+        """Whether this thread is the first to report ``key`` (posting threads race)."""
+        with self._warned_lock:
+            if key in self._warned:
+                return False
             self._warned.add(key)
+            return True
+
+    def _warn_once(self, key: str, message: str, *args: object) -> None:
+        if self._claim(key):
             logger.warning(message, *args)
 
     def _timeout(self, batch: Batch) -> float:
@@ -497,10 +505,9 @@ class Sender:
 
     def _drop(self, batch: Batch, reason: str, key: str, detail: str) -> None:
         """Count a loss; one warning per kind, the process's first drop saying what to do."""
-        if self._counters.drop(reason, batch.items, detail):
-            self._warned.add(key)
-        else:
-            self._warn_once(key, "xray: dropped %d item(s): %s", batch.items, detail)
+        claimed = self._claim(key)
+        if not self._counters.drop(reason, batch.items, detail) and claimed:
+            logger.warning("xray: dropped %d item(s): %s", batch.items, detail)
 
     def _split(self, batch: Batch, status: int, message: str) -> None:
         try:
