@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from xray.api.deps import Cursor, DecisionLimit, Limit, MetadataFilters, SessionDep
 from xray.api.errors import APIError
@@ -24,6 +24,7 @@ from xray.api.routes._common import (
     metadata_doc,
 )
 from xray.api.services import analysis, queries
+from xray.api.services._filters import StepFilters
 from xray.shared import Decision, DecisionOut, Page, RunStatus, StepOut, StepType
 
 __all__ = ["router"]
@@ -31,6 +32,43 @@ __all__ = ["router"]
 router = APIRouter(tags=["steps"])
 
 _StepId = Annotated[uuid.UUID, Path(description="The step's id.")]
+
+
+def _step_filters(
+    type: StepType | None = None,
+    name: NameFilter = None,
+    pipeline: NameFilter = None,
+    run_id: uuid.UUID | None = None,
+    status: RunStatus | None = None,
+    min_elimination_rate: MinRate = None,
+    max_elimination_rate: MaxRate = None,
+    min_input_count: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    since: Since = None,
+    until: Until = None,
+    reason: Reason = None,
+    min_reason_rate: ReasonRate = None,
+    min_rejected_rate: RejectedRate = None,
+    max_rejected_rate: RejectedRate = None,
+) -> StepFilters:
+    return StepFilters(
+        type=type,
+        name=name,
+        pipeline=pipeline,
+        run_id=run_id,
+        status=status,
+        min_elimination_rate=min_elimination_rate,
+        max_elimination_rate=max_elimination_rate,
+        min_input_count=min_input_count,
+        since=since,
+        until=until,
+        reason=reason,
+        min_reason_rate=min_reason_rate,
+        min_rejected_rate=min_rejected_rate,
+        max_rejected_rate=max_rejected_rate,
+    )
+
+
+_Filters = Annotated[StepFilters, Depends(_step_filters)]
 
 
 @router.get(
@@ -47,43 +85,11 @@ _StepId = Annotated[uuid.UUID, Path(description="The step's id.")]
 async def list_steps(
     session: SessionDep,
     metadata: MetadataFilters,
-    type: StepType | None = None,
-    name: NameFilter = None,
-    pipeline: NameFilter = None,
-    run_id: uuid.UUID | None = None,
-    status: RunStatus | None = None,
-    min_elimination_rate: MinRate = None,
-    max_elimination_rate: MaxRate = None,
-    min_input_count: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
-    since: Since = None,
-    until: Until = None,
-    reason: Reason = None,
-    min_reason_rate: ReasonRate = None,
-    min_rejected_rate: RejectedRate = None,
-    max_rejected_rate: RejectedRate = None,
+    filters: _Filters,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Response:
-    return await queries.list_steps(
-        session,
-        type=type,
-        name=name,
-        pipeline=pipeline,
-        run_id=run_id,
-        status=status,
-        min_elimination_rate=min_elimination_rate,
-        max_elimination_rate=max_elimination_rate,
-        min_input_count=min_input_count,
-        since=since,
-        until=until,
-        reason=reason,
-        min_reason_rate=min_reason_rate,
-        min_rejected_rate=min_rejected_rate,
-        max_rejected_rate=max_rejected_rate,
-        metadata=metadata,
-        limit=limit,
-        cursor=cursor,
-    )
+    return await queries.list_steps(session, filters, metadata=metadata, limit=limit, cursor=cursor)
 
 
 @router.get(
@@ -93,41 +99,9 @@ async def list_steps(
     openapi_extra=metadata_doc(),
 )
 async def count_steps(
-    session: SessionDep,
-    metadata: MetadataFilters,
-    type: StepType | None = None,
-    name: NameFilter = None,
-    pipeline: NameFilter = None,
-    run_id: uuid.UUID | None = None,
-    status: RunStatus | None = None,
-    min_elimination_rate: MinRate = None,
-    max_elimination_rate: MaxRate = None,
-    min_input_count: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
-    since: Since = None,
-    until: Until = None,
-    reason: Reason = None,
-    min_reason_rate: ReasonRate = None,
-    min_rejected_rate: RejectedRate = None,
-    max_rejected_rate: RejectedRate = None,
+    session: SessionDep, metadata: MetadataFilters, filters: _Filters
 ) -> dict[str, Any]:
-    return await analysis.count_steps(
-        session,
-        type=type,
-        name=name,
-        pipeline=pipeline,
-        run_id=run_id,
-        status=status,
-        min_elimination_rate=min_elimination_rate,
-        max_elimination_rate=max_elimination_rate,
-        min_input_count=min_input_count,
-        since=since,
-        until=until,
-        reason=reason,
-        min_reason_rate=min_reason_rate,
-        min_rejected_rate=min_rejected_rate,
-        max_rejected_rate=max_rejected_rate,
-        metadata=metadata,
-    )
+    return await analysis.count_steps(session, filters, metadata=metadata)
 
 
 @router.get(

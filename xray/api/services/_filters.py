@@ -13,6 +13,7 @@ import math
 import re
 import uuid
 from collections.abc import Container, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,12 +36,12 @@ from xray.api.db.models import DecisionRow, RunMetadataRow, RunRow, StepRow
 from xray.shared import RunStatus, StepType
 
 __all__ = [
+    "StepFilters",
     "metadata_candidates",
     "metadata_filter",
     "metadata_probe",
     "run_conditions",
     "step_conditions",
-    "step_list_conditions",
     "step_probe",
 ]
 
@@ -173,53 +174,55 @@ def step_conditions(
     return conditions
 
 
-def step_list_conditions(
-    dialect: str,
-    *,
-    type: StepType | None = None,
-    name: str | None = None,
-    pipeline: str | None = None,
-    run_id: uuid.UUID | None = None,
-    status: RunStatus | None = None,
-    min_elimination_rate: float | None = None,
-    max_elimination_rate: float | None = None,
-    min_input_count: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    reason: str | None = None,
-    min_reason_rate: float | None = None,
-    min_rejected_rate: float | None = None,
-    max_rejected_rate: float | None = None,
-) -> list[ColumnElement[bool]]:
-    """The filters of ``GET /steps`` (and its count) on ``StepRow``, metadata aside."""
-    conditions: list[ColumnElement[bool]] = [
-        column == value
-        for column, value in (
-            (StepRow.type, None if type is None else type.value),
-            (StepRow.name, name),
-            (StepRow.pipeline, pipeline),
-            (StepRow.run_id, run_id),
-            (StepRow.status, None if status is None else status.value),
+@dataclass(frozen=True, kw_only=True)
+class StepFilters:
+    """The filters of ``GET /steps`` and ``GET /steps/count``, metadata aside."""
+
+    type: StepType | None = None
+    name: str | None = None
+    pipeline: str | None = None
+    run_id: uuid.UUID | None = None
+    status: RunStatus | None = None
+    min_elimination_rate: float | None = None
+    max_elimination_rate: float | None = None
+    min_input_count: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    reason: str | None = None
+    min_reason_rate: float | None = None
+    min_rejected_rate: float | None = None
+    max_rejected_rate: float | None = None
+
+    def conditions(self, dialect: str) -> list[ColumnElement[bool]]:
+        """These filters as conditions on ``StepRow``."""
+        conditions: list[ColumnElement[bool]] = [
+            column == value
+            for column, value in (
+                (StepRow.type, None if self.type is None else self.type.value),
+                (StepRow.name, self.name),
+                (StepRow.pipeline, self.pipeline),
+                (StepRow.run_id, self.run_id),
+                (StepRow.status, None if self.status is None else self.status.value),
+            )
+            if value is not None
+        ]
+        if self.min_elimination_rate is not None:
+            conditions.append(StepRow.elimination_rate >= self.min_elimination_rate)
+        if self.max_elimination_rate is not None:
+            conditions.append(StepRow.elimination_rate <= self.max_elimination_rate)
+        if self.min_input_count is not None:
+            conditions.append(StepRow.input_count >= self.min_input_count)
+        if self.since is not None:
+            conditions.append(StepRow.started_at >= self.since)
+        if self.until is not None:
+            conditions.append(StepRow.started_at <= self.until)
+        return conditions + step_conditions(
+            dialect,
+            reason=self.reason,
+            min_reason_rate=self.min_reason_rate,
+            min_rejected_rate=self.min_rejected_rate,
+            max_rejected_rate=self.max_rejected_rate,
         )
-        if value is not None
-    ]
-    if min_elimination_rate is not None:
-        conditions.append(StepRow.elimination_rate >= min_elimination_rate)
-    if max_elimination_rate is not None:
-        conditions.append(StepRow.elimination_rate <= max_elimination_rate)
-    if min_input_count is not None:
-        conditions.append(StepRow.input_count >= min_input_count)
-    if since is not None:
-        conditions.append(StepRow.started_at >= since)
-    if until is not None:
-        conditions.append(StepRow.started_at <= until)
-    return conditions + step_conditions(
-        dialect,
-        reason=reason,
-        min_reason_rate=min_reason_rate,
-        min_rejected_rate=min_rejected_rate,
-        max_rejected_rate=max_rejected_rate,
-    )
 
 
 def _step_filters(

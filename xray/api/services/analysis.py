@@ -22,9 +22,8 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xray.api.db.models import RunRow, StepRow
-from xray.api.services._filters import metadata_filter, run_conditions, step_list_conditions
+from xray.api.services._filters import StepFilters, metadata_filter, run_conditions
 from xray.api.services._rates import readmitted
-from xray.shared import RunStatus, StepType
 
 __all__ = [
     "DEFAULT_SAMPLE",
@@ -482,43 +481,14 @@ async def count_runs(
 
 async def count_steps(
     session: AsyncSession,
+    filters: StepFilters,
     *,
-    type: StepType | None = None,
-    name: str | None = None,
-    pipeline: str | None = None,
-    run_id: uuid.UUID | None = None,
-    status: RunStatus | None = None,
-    min_elimination_rate: float | None = None,
-    max_elimination_rate: float | None = None,
-    min_input_count: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    reason: str | None = None,
-    min_reason_rate: float | None = None,
-    min_rejected_rate: float | None = None,
-    max_rejected_rate: float | None = None,
     metadata: Sequence[tuple[str, str]] = (),
     cap: int = COUNT_CAP,
 ) -> dict[str, Any]:
     """How many steps ``GET /steps`` lists for the same filters, exact up to ``cap``."""
     dialect = session.get_bind().dialect.name
-    conditions = step_list_conditions(
-        dialect,
-        type=type,
-        name=name,
-        pipeline=pipeline,
-        run_id=run_id,
-        status=status,
-        min_elimination_rate=min_elimination_rate,
-        max_elimination_rate=max_elimination_rate,
-        min_input_count=min_input_count,
-        since=since,
-        until=until,
-        reason=reason,
-        min_reason_rate=min_reason_rate,
-        min_rejected_rate=min_rejected_rate,
-        max_rejected_rate=max_rejected_rate,
-    )
+    conditions = filters.conditions(dialect)
     if metadata:
         runs = select(RunRow.id).where(*(metadata_filter(dialect, k, v) for k, v in metadata))
         conditions.append(StepRow.run_id.in_(runs))

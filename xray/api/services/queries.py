@@ -31,11 +31,11 @@ from xray.api.db.models import (
     StepRow,
 )
 from xray.api.services._filters import (
+    StepFilters,
     metadata_candidates,
     metadata_filter,
     metadata_probe,
     run_conditions,
-    step_list_conditions,
     step_probe,
 )
 from xray.api.services._json_out import error_info, json_response, parsed, stored, stored_object
@@ -397,21 +397,8 @@ async def get_run(session: AsyncSession, *, run_id: uuid.UUID) -> Response | Non
 
 async def list_steps(
     session: AsyncSession,
+    filters: StepFilters,
     *,
-    type: StepType | None = None,
-    name: str | None = None,
-    pipeline: str | None = None,
-    run_id: uuid.UUID | None = None,
-    status: RunStatus | None = None,
-    min_elimination_rate: float | None = None,
-    max_elimination_rate: float | None = None,
-    min_input_count: int | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    reason: str | None = None,
-    min_reason_rate: float | None = None,
-    min_rejected_rate: float | None = None,
-    max_rejected_rate: float | None = None,
     metadata: Sequence[tuple[str, str]] = (),
     limit: int = 50,
     cursor: str | None = None,
@@ -419,26 +406,10 @@ async def list_steps(
     """Steps across every pipeline, newest first (a ``Page[StepOut]`` body).
 
     Example:
-        >>> await list_steps(session, type=StepType.FILTER, min_elimination_rate=0.9)  # doctest: +SKIP
+        >>> await list_steps(session, StepFilters(type=StepType.FILTER, min_elimination_rate=0.9))  # doctest: +SKIP
     """
     dialect = session.get_bind().dialect.name
-    conditions = step_list_conditions(
-        dialect,
-        type=type,
-        name=name,
-        pipeline=pipeline,
-        run_id=run_id,
-        status=status,
-        min_elimination_rate=min_elimination_rate,
-        max_elimination_rate=max_elimination_rate,
-        min_input_count=min_input_count,
-        since=since,
-        until=until,
-        reason=reason,
-        min_reason_rate=min_reason_rate,
-        min_rejected_rate=min_rejected_rate,
-        max_rejected_rate=max_rejected_rate,
-    )
+    conditions = filters.conditions(dialect)
     query = select(*_STEP_COLUMNS)
     keys: Sequence[SortKey] = _STEP_KEYS
     if metadata:
