@@ -5,26 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Path, Response
 
-from xray.api.deps import Cursor, Limit, MetadataFilters, SessionDep
+from xray.api.deps import Cursor, Limit, SessionDep
 from xray.api.errors import APIError
 from xray.api.routes._common import (
     ERRORS,
-    MaxRate,
-    MinRate,
     NameFilter,
-    Reason,
-    ReasonRate,
-    RejectedRate,
-    Since,
-    Until,
     errors,
     metadata_doc,
 )
-from xray.api.routes.analysis import run_filters
+from xray.api.routes.analysis import Filters
 from xray.api.services import analysis, queries
-from xray.shared import Page, RunDetailOut, RunOut, RunStatus, StepType
+from xray.shared import Page, RunDetailOut, RunOut
 
 __all__ = ["router"]
 
@@ -49,38 +42,12 @@ router = APIRouter(tags=["runs"])
 )
 async def list_runs(
     session: SessionDep,
-    metadata: MetadataFilters,
+    filters: Filters,
     pipeline: NameFilter = None,
-    status: RunStatus | None = None,
-    since: Since = None,
-    until: Until = None,
-    step_type: StepType | None = None,
-    step_name: NameFilter = None,
-    min_elimination_rate: MinRate = None,
-    max_elimination_rate: MaxRate = None,
-    reason: Reason = None,
-    min_reason_rate: ReasonRate = None,
-    min_rejected_rate: RejectedRate = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Response:
-    return await queries.list_runs(
-        session,
-        pipeline=pipeline,
-        status=status,
-        since=since,
-        until=until,
-        metadata=metadata,
-        step_type=step_type,
-        step_name=step_name,
-        min_elimination_rate=min_elimination_rate,
-        max_elimination_rate=max_elimination_rate,
-        reason=reason,
-        min_reason_rate=min_reason_rate,
-        min_rejected_rate=min_rejected_rate,
-        limit=limit,
-        cursor=cursor,
-    )
+    return await queries.list_runs(session, filters, pipeline=pipeline, limit=limit, cursor=cursor)
 
 
 @router.get(
@@ -91,7 +58,7 @@ async def list_runs(
 )
 async def count_runs(
     session: SessionDep,
-    filters: Annotated[analysis.RunFilters, Depends(run_filters)],
+    filters: Filters,
     pipeline: NameFilter = None,
 ) -> dict[str, Any]:
     return await analysis.count_runs(session, pipeline=pipeline, filters=filters)

@@ -36,6 +36,7 @@ from xray.api.db.models import DecisionRow, RunMetadataRow, RunRow, StepRow
 from xray.shared import RunStatus, StepType
 
 __all__ = [
+    "RunFilters",
     "StepFilters",
     "metadata_candidates",
     "metadata_filter",
@@ -172,6 +173,74 @@ def step_conditions(
     if max_rejected_rate is not None:
         conditions.append(StepRow.rejected_rate <= max_rejected_rate)
     return conditions
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    """The run filters of ``GET /runs``, its count and every analysis, pipeline aside."""
+
+    status: RunStatus | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    metadata: Sequence[tuple[str, str]] = ()
+    step_type: StepType | None = None
+    step_name: str | None = None
+    min_elimination_rate: float | None = None
+    max_elimination_rate: float | None = None
+    reason: str | None = None
+    min_reason_rate: float | None = None
+    min_rejected_rate: float | None = None
+
+    def conditions(
+        self, dialect: str, pipeline: str | None, dense: Container[str] = ()
+    ) -> list[ColumnElement[bool]]:
+        """These filters as conditions on ``RunRow`` (``dense``: see ``run_conditions``)."""
+        return run_conditions(
+            dialect,
+            pipeline=pipeline,
+            status=self.status,
+            since=self.since,
+            until=self.until,
+            metadata=self.metadata,
+            step_type=self.step_type,
+            step_name=self.step_name,
+            min_elimination_rate=self.min_elimination_rate,
+            max_elimination_rate=self.max_elimination_rate,
+            reason=self.reason,
+            min_reason_rate=self.min_reason_rate,
+            min_rejected_rate=self.min_rejected_rate,
+            dense=dense,
+        )
+
+    def step_probe(self, dialect: str, pipeline: str | None) -> Select[uuid.UUID] | None:
+        """The steps the step filters match (``step_probe``); ``None`` without one."""
+        return step_probe(
+            dialect,
+            pipeline=pipeline,
+            step_type=self.step_type,
+            step_name=self.step_name,
+            min_elimination_rate=self.min_elimination_rate,
+            max_elimination_rate=self.max_elimination_rate,
+            reason=self.reason,
+            min_reason_rate=self.min_reason_rate,
+            min_rejected_rate=self.min_rejected_rate,
+        )
+
+    def selects(self) -> bool:
+        """Whether any filter beyond the time range narrows the runs."""
+        return bool(self.metadata) or any(
+            value is not None
+            for value in (
+                self.status,
+                self.step_type,
+                self.step_name,
+                self.min_elimination_rate,
+                self.max_elimination_rate,
+                self.reason,
+                self.min_reason_rate,
+                self.min_rejected_rate,
+            )
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

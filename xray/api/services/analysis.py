@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from xray.api.db.models import RunRow, StepRow
-from xray.api.services._filters import StepFilters, metadata_filter, run_conditions
+from xray.api.services._filters import RunFilters, StepFilters, metadata_filter
 from xray.api.services._rates import readmitted
 
 __all__ = [
@@ -85,56 +85,6 @@ class RunSample:
 
     def first_step(self, name: str) -> StepSample | None:
         return next((s for s in self.steps if s.name == name), None)
-
-
-@dataclass(frozen=True)
-class RunFilters:
-    """The run filters every analysis accepts (those of ``GET /runs``)."""
-
-    status: Any = None
-    since: datetime | None = None
-    until: datetime | None = None
-    metadata: Sequence[tuple[str, str]] = ()
-    step_type: Any = None
-    step_name: str | None = None
-    min_elimination_rate: float | None = None
-    max_elimination_rate: float | None = None
-    reason: str | None = None
-    min_reason_rate: float | None = None
-    min_rejected_rate: float | None = None
-
-    def conditions(self, dialect: str, pipeline: str | None) -> list[ColumnElement[bool]]:
-        return run_conditions(
-            dialect,
-            pipeline=pipeline,
-            status=self.status,
-            since=self.since,
-            until=self.until,
-            metadata=self.metadata,
-            step_type=self.step_type,
-            step_name=self.step_name,
-            min_elimination_rate=self.min_elimination_rate,
-            max_elimination_rate=self.max_elimination_rate,
-            reason=self.reason,
-            min_reason_rate=self.min_reason_rate,
-            min_rejected_rate=self.min_rejected_rate,
-        )
-
-    def selects(self) -> bool:
-        """Whether any filter beyond the time range narrows the runs."""
-        return bool(self.metadata) or any(
-            value is not None
-            for value in (
-                self.status,
-                self.step_type,
-                self.step_name,
-                self.min_elimination_rate,
-                self.max_elimination_rate,
-                self.reason,
-                self.min_reason_rate,
-                self.min_rejected_rate,
-            )
-        )
 
 
 async def _sample(

@@ -14,7 +14,6 @@ import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from fastapi import Response
@@ -31,16 +30,15 @@ from xray.api.db.models import (
     StepRow,
 )
 from xray.api.services._filters import (
+    RunFilters,
     StepFilters,
     metadata_candidates,
     metadata_filter,
     metadata_probe,
-    run_conditions,
-    step_probe,
 )
 from xray.api.services._json_out import error_info, json_response, parsed, stored, stored_object
 from xray.api.services._rates import readmitted
-from xray.shared import Decision, RunStatus, StepType
+from xray.shared import Decision
 
 __all__ = [
     "candidate_decisions",
@@ -316,19 +314,9 @@ def _step_count() -> Any:
 
 async def list_runs(
     session: AsyncSession,
+    filters: RunFilters,
     *,
     pipeline: str | None = None,
-    status: RunStatus | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    metadata: Sequence[tuple[str, str]] = (),
-    step_type: StepType | None = None,
-    step_name: str | None = None,
-    min_elimination_rate: float | None = None,
-    max_elimination_rate: float | None = None,
-    reason: str | None = None,
-    min_reason_rate: float | None = None,
-    min_rejected_rate: float | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Response:
@@ -336,43 +324,18 @@ async def list_runs(
     (a ``Page[RunOut]`` body).
 
     Example:
-        >>> await list_runs(session, step_type=StepType.FILTER, min_elimination_rate=0.9)  # doctest: +SKIP
+        >>> await list_runs(session, RunFilters(step_type=StepType.FILTER, min_elimination_rate=0.9))  # doctest: +SKIP
     """
     dialect = session.get_bind().dialect.name
     dense: set[str] = set()
     if dialect == "sqlite":
         probes: dict[str, Select[uuid.UUID] | None] = {
-            f"metadata.{k.removesuffix('!')}": metadata_probe(k, v) for k, v in metadata
+            f"metadata.{k.removesuffix('!')}": metadata_probe(k, v) for k, v in filters.metadata
         }
-        probes["steps"] = step_probe(
-            dialect,
-            pipeline=pipeline,
-            step_type=step_type,
-            step_name=step_name,
-            min_elimination_rate=min_elimination_rate,
-            max_elimination_rate=max_elimination_rate,
-            reason=reason,
-            min_reason_rate=min_reason_rate,
-            min_rejected_rate=min_rejected_rate,
-        )
+        probes["steps"] = filters.step_probe(dialect, pipeline)
         dense = await _dense_filters(session, probes, limit)
     query = select(*_RUN_COLUMNS, _step_count()).where(
-        *run_conditions(
-            dialect,
-            dense=dense,
-            pipeline=pipeline,
-            status=status,
-            since=since,
-            until=until,
-            metadata=metadata,
-            step_type=step_type,
-            step_name=step_name,
-            min_elimination_rate=min_elimination_rate,
-            max_elimination_rate=max_elimination_rate,
-            reason=reason,
-            min_reason_rate=min_reason_rate,
-            min_rejected_rate=min_rejected_rate,
-        )
+        *filters.conditions(dialect, pipeline, dense)
     )
     query = _paginate(query, _RUN_KEYS, "runs", cursor, limit)
     rows = await _rows(session, query)
