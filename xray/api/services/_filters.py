@@ -41,9 +41,7 @@ __all__ = [
     "metadata_candidates",
     "metadata_filter",
     "metadata_probe",
-    "run_conditions",
     "step_conditions",
-    "step_probe",
 ]
 
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
@@ -194,37 +192,62 @@ class RunFilters:
     def conditions(
         self, dialect: str, pipeline: str | None, dense: Container[str] = ()
     ) -> list[ColumnElement[bool]]:
-        """These filters as conditions on ``RunRow`` (``dense``: see ``run_conditions``)."""
-        return run_conditions(
-            dialect,
-            pipeline=pipeline,
-            status=self.status,
-            since=self.since,
-            until=self.until,
-            metadata=self.metadata,
-            step_type=self.step_type,
-            step_name=self.step_name,
-            min_elimination_rate=self.min_elimination_rate,
-            max_elimination_rate=self.max_elimination_rate,
-            reason=self.reason,
-            min_reason_rate=self.min_reason_rate,
-            min_rejected_rate=self.min_rejected_rate,
-            dense=dense,
-        )
+        """Conditions on ``RunRow``; the ``step_*``, rate and reason filters keep runs
+        having one step that matches all of them.
+
+        ``dense`` (SQLite) names the filters many runs match (``"metadata.<key>"``,
+        ``"steps"``): those are checked per run in the list's order (a correlated
+        ``EXISTS``), the others start from their matching rows (``IN``), which is what
+        SQLite's planner does with each form.
+        """
+        conditions: list[ColumnElement[bool]] = []
+        if pipeline is not None:
+            conditions.append(RunRow.pipeline == pipeline)
+        if self.status is not None:
+            conditions.append(RunRow.status == self.status.value)
+        if self.since is not None:
+            conditions.append(RunRow.started_at >= self.since)
+        if self.until is not None:
+            conditions.append(RunRow.started_at <= self.until)
+        for key, value in self.metadata:
+            dense_key = f"metadata.{key.removesuffix('!')}" in dense
+            conditions.append(metadata_filter(dialect, key, value, dense=dense_key))
+        step_filters = self._step_filters(dialect, pipeline)
+        if step_filters:
+            if "steps" in dense:
+                conditions.append(
+                    exists(select(1).where(StepRow.run_id == RunRow.id, *step_filters))
+                )
+            else:
+                conditions.append(RunRow.id.in_(select(StepRow.run_id).where(*step_filters)))
+        return conditions
 
     def step_probe(self, dialect: str, pipeline: str | None) -> Select[uuid.UUID] | None:
-        """The steps the step filters match (``step_probe``); ``None`` without one."""
-        return step_probe(
+        """The steps the step filters match, to count how common they are; ``None``
+        without a step filter."""
+        step_filters = self._step_filters(dialect, pipeline)
+        return select(StepRow.run_id).where(*step_filters) if step_filters else None
+
+    def _step_filters(self, dialect: str, pipeline: str | None) -> list[ColumnElement[bool]]:
+        """The conditions on the one step a run must have (none: no step filter)."""
+        step_filters: list[ColumnElement[bool]] = []
+        if self.step_type is not None:
+            step_filters.append(StepRow.type == self.step_type.value)
+        if self.step_name is not None:
+            step_filters.append(StepRow.name == self.step_name)
+        if self.min_elimination_rate is not None:
+            step_filters.append(StepRow.elimination_rate >= self.min_elimination_rate)
+        if self.max_elimination_rate is not None:
+            step_filters.append(StepRow.elimination_rate <= self.max_elimination_rate)
+        step_filters += step_conditions(
             dialect,
-            pipeline=pipeline,
-            step_type=self.step_type,
-            step_name=self.step_name,
-            min_elimination_rate=self.min_elimination_rate,
-            max_elimination_rate=self.max_elimination_rate,
             reason=self.reason,
             min_reason_rate=self.min_reason_rate,
             min_rejected_rate=self.min_rejected_rate,
         )
+        if step_filters and pipeline is not None:
+            step_filters.append(StepRow.pipeline == pipeline)
+        return step_filters
 
     def selects(self) -> bool:
         """Whether any filter beyond the time range narrows the runs."""
@@ -292,100 +315,3 @@ class StepFilters:
             min_rejected_rate=self.min_rejected_rate,
             max_rejected_rate=self.max_rejected_rate,
         )
-
-
-def _step_filters(
-    dialect: str,
-    *,
-    pipeline: str | None,
-    step_type: StepType | None,
-    step_name: str | None,
-    min_elimination_rate: float | None,
-    max_elimination_rate: float | None,
-    reason: str | None,
-    min_reason_rate: float | None,
-    min_rejected_rate: float | None,
-) -> list[ColumnElement[bool]]:
-    """The conditions on one step of a run that ``run_conditions`` asks for (none: no
-    step filter)."""
-    step_filters: list[ColumnElement[bool]] = []
-    if step_type is not None:
-        step_filters.append(StepRow.type == step_type.value)
-    if step_name is not None:
-        step_filters.append(StepRow.name == step_name)
-    if min_elimination_rate is not None:
-        step_filters.append(StepRow.elimination_rate >= min_elimination_rate)
-    if max_elimination_rate is not None:
-        step_filters.append(StepRow.elimination_rate <= max_elimination_rate)
-    step_filters += step_conditions(
-        dialect,
-        reason=reason,
-        min_reason_rate=min_reason_rate,
-        min_rejected_rate=min_rejected_rate,
-    )
-    if step_filters and pipeline is not None:
-        step_filters.append(StepRow.pipeline == pipeline)
-    return step_filters
-
-
-def step_probe(dialect: str, **filters: Any) -> Select[uuid.UUID] | None:
-    """The steps matching the step filters of ``run_conditions`` (same keywords), to count
-    how common they are; ``None`` without a step filter."""
-    step_filters = _step_filters(dialect, **filters)
-    return select(StepRow.run_id).where(*step_filters) if step_filters else None
-
-
-def run_conditions(
-    dialect: str,
-    *,
-    pipeline: str | None = None,
-    status: RunStatus | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    metadata: Sequence[tuple[str, str]] = (),
-    step_type: StepType | None = None,
-    step_name: str | None = None,
-    min_elimination_rate: float | None = None,
-    max_elimination_rate: float | None = None,
-    reason: str | None = None,
-    min_reason_rate: float | None = None,
-    min_rejected_rate: float | None = None,
-    dense: Container[str] = (),
-) -> list[ColumnElement[bool]]:
-    """Conditions on ``RunRow``; ``step_*``, rate and reason filters keep runs having one
-    step that matches all of them.
-
-    ``dense`` (SQLite) names the filters many runs match (``"metadata.<key>"``,
-    ``"steps"``): those are checked per run in the list's order (a correlated
-    ``EXISTS``), the others start from their matching rows (``IN``), which is what
-    SQLite's planner does with each form.
-    """
-    conditions: list[ColumnElement[bool]] = []
-    if pipeline is not None:
-        conditions.append(RunRow.pipeline == pipeline)
-    if status is not None:
-        conditions.append(RunRow.status == status.value)
-    if since is not None:
-        conditions.append(RunRow.started_at >= since)
-    if until is not None:
-        conditions.append(RunRow.started_at <= until)
-    for key, value in metadata:
-        dense_key = f"metadata.{key.removesuffix('!')}" in dense
-        conditions.append(metadata_filter(dialect, key, value, dense=dense_key))
-    step_filters = _step_filters(
-        dialect,
-        pipeline=pipeline,
-        step_type=step_type,
-        step_name=step_name,
-        min_elimination_rate=min_elimination_rate,
-        max_elimination_rate=max_elimination_rate,
-        reason=reason,
-        min_reason_rate=min_reason_rate,
-        min_rejected_rate=min_rejected_rate,
-    )
-    if step_filters:
-        if "steps" in dense:
-            conditions.append(exists(select(1).where(StepRow.run_id == RunRow.id, *step_filters)))
-        else:
-            conditions.append(RunRow.id.in_(select(StepRow.run_id).where(*step_filters)))
-    return conditions
