@@ -200,3 +200,23 @@ def test_a_timeout_after_sending_is_retried_with_more_time_and_never_counted_dro
         # the same batch both times: the server's upsert stores it once
         first, second = api.batches[0], api.batches[-1]
         assert [s["id"] for s in first["steps"]] == [s["id"] for s in second["steps"]]
+
+
+def test_a_batch_refused_while_the_client_stops_goes_to_the_spool(tmp_path: Any) -> None:
+    # The answer (a 503) arrives after shutdown began: with max_retries=0 it would be the
+    # batch's last chance, but at shutdown what is not sent belongs in the spool.
+    with fake_api(lambda _: Reply(status=503, delay=0.5)) as api:
+        client = XRayClient(
+            base_url=api.base_url,
+            max_retries=0,
+            spool_dir=str(tmp_path),
+            flush_interval=0.05,
+            request_timeout=2.0,
+        )
+        run_pipeline(client, steps=1)
+        while not api.requests:
+            threading.Event().wait(0.01)
+        client.shutdown(timeout=2)
+        stats = client.stats()
+    assert stats["dropped"] == 0, stats
+    assert list(tmp_path.glob("**/*.xray")), "nothing was left in the spool"

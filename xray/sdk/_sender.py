@@ -472,8 +472,11 @@ class Sender:
             batch.first_failure = now
         reason = _reason(status)
         limit = self._config.max_retries
-        if (limit is not None and batch.attempts >= limit) or (
-            now - batch.first_failure >= self._config.max_retry_seconds
+        # While stopping, requests get only what is left of the shutdown deadline: a batch
+        # is never given up then, but left for stop() to write to the spool.
+        if not self._stopping and (
+            (limit is not None and batch.attempts >= limit)
+            or now - batch.first_failure >= self._config.max_retry_seconds
         ):
             detail = (
                 f"not sent after {batch.attempts + 1} attempts in "
