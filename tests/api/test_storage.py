@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from sqlalchemy.dialects import sqlite
 
 from tests.api._data import at, decision, run, step
 from tests.conftest import _pg_admin, _pg_dsn
-from xray.api import create_app
+from xray.api import apply_retention, create_app
 from xray.api._migrate import alembic_config
 from xray.api.db.models import RunRow
 from xray.api.services._filters import metadata_filter
@@ -152,6 +153,22 @@ async def test_sqlite_finds_a_metadata_value_through_its_index(
         plan = " ".join(str(row[-1]) for row in db.execute("EXPLAIN QUERY PLAN " + sql))
         assert len(db.execute(sql).fetchall()) == 1
     assert "ix_run_metadata_key_atom" in plan
+
+
+async def test_retention_removes_the_metadata_rows_of_the_runs_it_deletes(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL has no run_metadata table")
+    now = datetime.now(UTC)
+    old = run(metadata={"customer": "c1"}, started_at=(now - timedelta(days=40)).isoformat())
+    new = run(metadata={"customer": "c2"}, started_at=(now - timedelta(days=1)).isoformat())
+    await client.post("/runs", json=[old, new])
+    await asyncio.to_thread(apply_retention, database_url, retention_days=30)
+    path = database_url.split(":///", 1)[1]
+    with sqlite3.connect(path) as db:
+        left = db.execute("SELECT atom FROM run_metadata ORDER BY atom").fetchall()
+    assert left == [("c2",)]
 
 
 # -- migration 0004 -------------------------------------------------------------------------

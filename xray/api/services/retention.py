@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from xray.api.db.models import DecisionRow, RunRow, StepRow
+from xray.api.db.models import DecisionRow, RunMetadataRow, RunRow, StepRow
 from xray.api.services.ingest import recount_pipelines
 
 __all__ = ["Deleted", "delete_older_than", "retention_cutoff"]
@@ -44,6 +44,13 @@ async def delete_older_than(session: AsyncSession, *, cutoff: datetime) -> Delet
         delete(DecisionRow).where(DecisionRow.run_started_at < cutoff)
     )
     steps = await session.execute(delete(StepRow).where(StepRow.run_started_at < cutoff))
+    if session.get_bind().dialect.name == "sqlite":
+        # The metadata filter's side table (SQLite only) goes with its runs.
+        await session.execute(
+            delete(RunMetadataRow).where(
+                RunMetadataRow.run_id.in_(select(RunRow.id).where(RunRow.started_at < cutoff))
+            )
+        )
     runs = await session.execute(delete(RunRow).where(RunRow.started_at < cutoff))
     if getattr(runs, "rowcount", 0):
         await recount_pipelines(session)
