@@ -56,7 +56,7 @@ def test_common_python_values_become_json() -> None:
         "listing": Listing(title="stand", tags={"b", "a"}),
         "colour": Colour.RED,
         "id": uuid.UUID(int=1),
-        "path": Path("/tmp/x"),
+        "path": Path("reports") / "latest.csv",
         "day": when.date(),
         "wait": dt.timedelta(seconds=90),
         "nan": float("nan"),
@@ -70,7 +70,11 @@ def test_common_python_values_become_json() -> None:
     assert safe["offer"] == {"asin": "B01", "price": 9.99, "seen": "2026-11-27T12:00:00+00:00"}
     assert safe["listing"] == {"title": "stand", "tags": ["a", "b"]}
     assert safe["colour"] == "red" and safe["id"] == str(uuid.UUID(int=1))
-    assert safe["path"] == "/tmp/x" and safe["day"] == "2026-11-27" and safe["wait"] == 90.0
+    assert (
+        safe["path"] == str(Path("reports") / "latest.csv")
+        and safe["day"] == "2026-11-27"
+        and safe["wait"] == 90.0
+    )
     assert safe["nan"] == "nan" and safe["big"] == str(2**70)
     assert safe["blob"] == "<bytes of 2 bytes>" and safe["np"] == 1.5 and safe["7"] == "int key"
 
